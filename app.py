@@ -1,0 +1,184 @@
+"""Application factory: create_app(config_name) -> Flask app."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, g, render_template, request
+from flask_babel import format_date, get_locale
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+
+from config import get_config
+from extensions import babel, csrf, db, limiter, login_manager, migrate
+
+HTMX_FILE = "vendor/htmx-2.0.11.min.js"
+
+
+def select_locale() -> str:
+    from flask import current_app
+
+    languages = current_app.config["LANGUAGES"]
+    chosen = request.cookies.get("lang") if request else None
+    if chosen in languages:
+        return chosen
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def create_app(config_name: str | None = None, **overrides) -> Flask:
+    config = get_config(config_name)
+    app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent / "instance"))
+    app.config.from_object(config)
+    app.config.update(overrides)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale,
+                   default_translation_directories=str(Path(__file__).resolve().parent / "translations"))
+    app.config["RATELIMIT_STORAGE_URI"] = app.config.get("RATELIMIT_STORAGE_URI", "memory://")
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+    # Models must be imported before anything maps or migrates.
+    import core.models  # noqa: F401
+    import jobs.dispatch  # noqa: F401  (after-commit mail dispatch)
+    import tenants.models  # noqa: F401
+    import tenants.scoping  # noqa: F401  (query guard events)
+    from tenants import web as tenant_web
+
+    tenant_web.init_app(app)
+    _init_login(app)
+    _register_blueprints(app)
+    _register_errors(app)
+    _register_template_helpers(app)
+    _register_cli(app)
+    logging.basicConfig(level=logging.INFO)
+    return app
+
+
+def _init_login(app: Flask) -> None:
+    from core.models import SupportUser, User
+    from tenants.context import current_tenant_id
+    from tenants.scoping import get_scoped
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        kind, _sep, raw = (user_id or "").partition(":")
+        if kind == "u" and current_tenant_id() is not None:
+            return get_scoped(db.session, User, raw)
+        if kind == "s":
+            try:
+                return db.session.get(SupportUser, int(raw))
+            except ValueError:
+                return None
+        return None
+
+
+def _register_blueprints(app: Flask) -> None:
+    from blueprints.auth import bp as auth_bp
+    from blueprints.famille import bp as famille_bp
+    from blueprints.public import bp as public_bp
+
+    app.register_blueprint(public_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(famille_bp)
+
+
+def _register_errors(app: Flask) -> None:
+    def page(status, title, message):
+        return render_template("error.html", status=status, title=title, message=message), status
+
+    @app.errorhandler(400)
+    def bad_request(exc):
+        return page(400, _("Requête invalide"), _("La demande envoyée n'est pas valide."))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return page(400, _("Formulaire expiré"),
+                    _("Le formulaire a expiré ou n'est pas valide. Rechargez la page et recommencez."))
+
+    @app.errorhandler(403)
+    def forbidden(exc):
+        return page(403, _("Accès refusé"), _("Vous n'avez pas accès à cette page."))
+
+    @app.errorhandler(404)
+    def not_found(exc):
+        return page(404, _("Page introuvable"), _("La page demandée n'existe pas."))
+
+    @app.errorhandler(405)
+    def not_allowed(exc):
+        return page(405, _("Action impossible"), _("Cette action n'est pas possible sur cette page."))
+
+    @app.errorhandler(413)
+    def too_large(exc):
+        return page(413, _("Fichier trop volumineux"), _("Le fichier envoyé est trop volumineux."))
+
+    @app.errorhandler(429)
+    def too_many(exc):
+        return page(429, _("Trop de tentatives"),
+                    _("Trop de tentatives en peu de temps. Patientez une minute puis réessayez."))
+
+    @app.errorhandler(500)
+    def server_error(exc):
+        db.session.rollback()
+        return page(500, _("Erreur du serveur"),
+                    _("Une erreur inattendue s'est produite. Réessayez dans un instant."))
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from tenants.i18n import tenant_text
+
+    @app.template_filter("date_long")
+    def date_long(value):
+        return format_date(value, "EEEE dd/MM/yyyy") if value else ""
+
+    @app.template_filter("date_short")
+    def date_short(value):
+        return format_date(value, "dd/MM/yyyy") if value else ""
+
+    @app.template_filter("date_text")
+    def date_text(value):
+        return format_date(value, "d MMMM yyyy") if value else ""
+
+    @app.template_filter("isodate")
+    def isodate(value):
+        from datetime import date
+
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value[:10])
+            except ValueError:
+                return None
+        return value
+
+    @app.template_filter("t")
+    def t(value):
+        return tenant_text(value)
+
+    @app.context_processor
+    def helpers():
+        return {
+            "current_locale": str(get_locale()),
+            "htmx_file": HTMX_FILE,
+            "support_mode": getattr(g, "support_mode", None),
+        }
+
+    @app.after_request
+    def vary(response):
+        response.vary.add("Cookie")
+        response.vary.add("HX-Request")
+        return response
+
+
+def _register_cli(app: Flask) -> None:
+    from cli import register
+
+    register(app)

@@ -1,0 +1,1 @@
+"""HTTP only: each blueprint is a package with routes.py (and forms.py)."""

@@ -1,0 +1,224 @@
+"""Command-line interface: flask tenants|demo-data|support|accounts|translate|worker|mail."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import click
+from flask import current_app
+from sqlalchemy import select
+
+from extensions import db
+
+ROOT = Path(__file__).resolve().parent
+DEMO_PASSWORD = "Portail-Demo-2026"
+
+
+def sync_tenants(update: bool = False) -> list[str]:
+    from tenants.models import Tenant
+    from tenants.registry import discover
+
+    done = []
+    for folder in discover(current_app.config["TENANTS_DIR"]):
+        tenant = db.session.scalars(select(Tenant).where(Tenant.slug == folder.slug)).first()
+        if tenant is None:
+            db.session.add(Tenant(slug=folder.slug, name=folder.name, settings=folder.settings))
+            done.append(f"+ {folder.slug}")
+        elif update:
+            tenant.name = folder.name
+            tenant.settings = folder.settings
+            done.append(f"~ {folder.slug}")
+    db.session.commit()
+    return done
+
+
+def load_demo_data() -> list[str]:
+    """Invented families, agents and children for each commune folder's demo.toml."""
+    from datetime import date
+
+    from core.accounts import hash_password, normalize_email
+    from core.clock import utcnow
+    from core.models import ROLE_AGENT, ROLE_PARENT, Child, Family, SupportUser, User
+    from tenants.context import tenant_scope
+    from tenants.models import Tenant
+    from tenants.registry import discover
+
+    report = sync_tenants()
+    pw = hash_password(DEMO_PASSWORD)
+    now = utcnow()
+    for folder in discover(current_app.config["TENANTS_DIR"]):
+        if not folder.demo_file.is_file():
+            continue
+        with open(folder.demo_file, "rb") as fh:
+            demo = tomllib.load(fh)
+        tenant = db.session.scalars(select(Tenant).where(Tenant.slug == folder.slug)).one()
+        with tenant_scope(tenant.id):
+            for agent in demo.get("agents", []):
+                email = normalize_email(agent["email"])
+                if db.session.scalars(select(User).where(User.email == email)).first():
+                    continue
+                db.session.add(User(email=email, first_name=agent["first_name"], last_name=agent["last_name"],
+                                    password_hash=pw, role=ROLE_AGENT, activated_at=now, cgu_accepted_at=now))
+                report.append(f"  {folder.slug}: agent {email}")
+            for fam in demo.get("families", []):
+                if db.session.scalars(select(Family).where(Family.code == fam["code"])).first():
+                    continue
+                family = Family(name=fam["name"], code=fam["code"])
+                db.session.add(family)
+                for child in fam.get("children", []):
+                    birth = child["birth_date"]
+                    family.children.append(Child(
+                        tenant_id=tenant.id, first_name=child["first_name"], last_name=child["last_name"],
+                        birth_date=birth if isinstance(birth, date) else date.fromisoformat(birth),
+                        school=child.get("school"), class_name=child.get("class_name")))
+                for parent in fam.get("parents", []):
+                    email = normalize_email(parent["email"])
+                    db.session.add(User(email=email, first_name=parent["first_name"],
+                                        last_name=parent["last_name"], password_hash=pw, role=ROLE_PARENT,
+                                        family=family, activated_at=now, cgu_accepted_at=now, locale="fr"))
+                    report.append(f"  {folder.slug}: famille {email}")
+            db.session.commit()
+    if not db.session.scalars(select(SupportUser).where(SupportUser.email == "support@portail.test")).first():
+        db.session.add(SupportUser(email="support@portail.test", name="Support Portail", password_hash=pw))
+        db.session.commit()
+        report.append("  support support@portail.test")
+    return report
+
+
+def register(app) -> None:
+    @app.cli.group()
+    def tenants():
+        """Communes (one folder each under tenants/)."""
+
+    @tenants.command("sync")
+    @click.option("--update", is_flag=True, help="Overwrite the settings of communes already in the database.")
+    def tenants_sync(update):
+        for line in sync_tenants(update) or ["(rien à faire)"]:
+            click.echo(line)
+
+    @tenants.command("list")
+    def tenants_list():
+        from tenants.models import Tenant
+
+        for t in db.session.scalars(select(Tenant).order_by(Tenant.slug)):
+            click.echo(f"{t.slug}\t{t.name}")
+
+    @app.cli.command("demo-data")
+    def demo_data():
+        """Load the three communes' demo data (development only)."""
+        if current_app.config["NAME"] != "development":
+            raise click.ClickException("demo-data est refusé hors de la configuration de développement.")
+        for line in load_demo_data():
+            click.echo(line)
+        click.echo(f"Mot de passe de tous les comptes de démonstration : {DEMO_PASSWORD}")
+
+    @app.cli.command("db-is-empty")
+    def db_is_empty():
+        """Exit 0 when no commune is in the database yet (used by `make run`)."""
+        from tenants.models import Tenant
+
+        sys.exit(0 if db.session.scalars(select(Tenant)).first() is None else 1)
+
+    @app.cli.group()
+    def support():
+        """Support staff accounts (created here only)."""
+
+    @support.command("create")
+    @click.option("--email", required=True)
+    @click.option("--name", required=True)
+    @click.password_option()
+    def support_create(email, name, password):
+        from core.accounts import hash_password, normalize_email
+        from core.models import SupportUser
+
+        email = normalize_email(email)
+        if db.session.scalars(select(SupportUser).where(SupportUser.email == email)).first():
+            raise click.ClickException("Ce compte support existe déjà.")
+        db.session.add(SupportUser(email=email, name=name, password_hash=hash_password(password)))
+        db.session.commit()
+        click.echo(f"Compte support créé : {email}")
+
+    @app.cli.group()
+    def accounts():
+        """Accounts of a commune."""
+
+    @accounts.command("precreate")
+    @click.option("--tenant", "slug", required=True)
+    @click.option("--email", required=True)
+    @click.option("--first-name", required=True)
+    @click.option("--last-name", required=True)
+    @click.option("--role", type=click.Choice(["parent", "agent"]), default="parent")
+    def accounts_precreate(slug, email, first_name, last_name, role):
+        """The commune creates an account: generated password and activation link by mail."""
+        from blueprints.links import WebLinks
+        from core import accounts as acc
+        from tenants.context import tenant_scope
+        from tenants.models import Tenant
+
+        tenant = db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
+        if tenant is None:
+            raise click.ClickException(f"Commune inconnue : {slug}")
+        base = current_app.config.get("PUBLIC_URL") or os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
+        with current_app.test_request_context(f"/{slug}/", base_url=base), tenant_scope(tenant.id):
+            from flask import g
+
+            g.tenant = tenant
+            try:
+                user, _pw = acc.precreate_account(
+                    tenant, email=email, first_name=first_name, last_name=last_name, links=WebLinks(),
+                    settings=acc.Settings(current_app.config["ACTIVATION_TOKEN_HOURS"]), role=role)
+            except acc.AccountError as err:
+                raise click.ClickException(err.message) from err
+            db.session.commit()
+        click.echo(f"Compte créé pour {user.email} ; le mail d'activation est parti.")
+
+    @app.cli.group()
+    def translate():
+        """Babel catalogues: extract, update, compile."""
+
+    def _pybabel(*args):
+        subprocess.run([sys.executable, "-m", "babel.messages.frontend", *args], check=True, cwd=ROOT)
+
+    @translate.command("update")
+    def translate_update():
+        _pybabel("extract", "-F", "babel.cfg", "-k", "_l", "-o", "translations/messages.pot",
+                "app.py", "cli.py", "core", "blueprints", "tenants", "jobs", "templates")
+        _pybabel("update", "-i", "translations/messages.pot", "-d", "translations", "--no-fuzzy-matching")
+
+    @translate.command("compile")
+    def translate_compile():
+        _pybabel("compile", "-d", "translations")
+
+    @app.cli.command("worker")
+    @click.option("--burst", is_flag=True, help="Run the queued jobs, then exit.")
+    def worker(burst):
+        """An RQ worker inside this app's context (jobs reuse it)."""
+        from rq import Worker
+
+        from jobs.dispatch import get_queue
+
+        queue = get_queue()
+        if queue is None:
+            raise click.ClickException("REDIS_URL n'est pas défini : les mails partent en ligne, sans worker.")
+        Worker([queue], connection=queue.connection).work(burst=burst)
+
+    @app.cli.group()
+    def mail():
+        """The outbox of mails."""
+
+    @mail.command("flush")
+    def mail_flush():
+        """Hand again to the queue (or send inline) every mail still pending."""
+        from core.models import MAIL_PENDING, OutboxMail
+        from jobs.dispatch import dispatch
+        from tenants.context import unscoped
+
+        with unscoped():
+            ids = [(m.id, m.tenant_id) for m in db.session.scalars(
+                select(OutboxMail).where(OutboxMail.status == MAIL_PENDING).order_by(OutboxMail.id))]
+        dispatch(ids)
+        click.echo(f"{len(ids)} mail(s) remis en file.")

@@ -1,0 +1,126 @@
+"""Settings per environment, read from the environment.
+
+development: SQLite under instance/, mails written as .eml files to instance/outbox/.
+testing:     used by the test-suite (database given by the fixtures).
+production:  PostgreSQL from DATABASE_URL, Redis from REDIS_URL, SECRET_KEY required.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = Path(os.environ.get("PORTAIL_INSTANCE_DIR", BASE_DIR / "instance"))
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing: the application refuses to start."""
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class BaseConfig:
+    NAME = "base"
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    BABEL_DEFAULT_LOCALE = "fr"
+    BABEL_DEFAULT_TIMEZONE = "Europe/Paris"
+    LANGUAGES = ("fr", "en")
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    MAX_CONTENT_LENGTH = 25 * 1024 * 1024
+    TENANTS_DIR = str(BASE_DIR / "tenants")
+    OUTBOX_DIR = str(INSTANCE_DIR / "outbox")
+    # Tokens mailed to users
+    ACTIVATION_TOKEN_HOURS = 48
+    RESET_TOKEN_HOURS = 2
+    # Login throttle: per address and per account
+    LOGIN_LIMIT = "10 per minute"
+    RATELIMIT_HEADERS_ENABLED = False
+    RATELIMIT_STORAGE_URI = "memory://"
+    # Mail: "file" writes .eml files to OUTBOX_DIR, "smtp" talks to MAIL_SERVER
+    MAIL_BACKEND = "file"
+    MAIL_SERVER = "127.0.0.1"
+    MAIL_PORT = 25
+    MAIL_USE_STARTTLS = False
+    MAIL_USERNAME = None
+    MAIL_PASSWORD = None
+    MAIL_DEFAULT_SENDER = "portail@portail.test"
+    # RQ: no REDIS_URL means mails and jobs run inline, in the process
+    REDIS_URL = None
+    RQ_QUEUE = "portail"
+    PREFERRED_URL_SCHEME = "http"
+
+
+class DevelopmentConfig(BaseConfig):
+    NAME = "development"
+    DEBUG = False  # the debugger is opt-in (FLASK_DEBUG=1), never on by default
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'portail.sqlite3'}"
+    )
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+
+
+class TestingConfig(BaseConfig):
+    NAME = "testing"
+    TESTING = True
+    SECRET_KEY = "testing-only"
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_SQLALCHEMY_URI", "sqlite://")
+    RATELIMIT_STORAGE_URI = "memory://"
+    SERVER_NAME = None
+
+
+class ProductionConfig(BaseConfig):
+    NAME = "production"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
+    PREFERRED_URL_SCHEME = "https"
+
+    def __init__(self) -> None:
+        missing = [name for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
+        if missing:
+            raise ConfigError(
+                "Configuration de production incomplète : définissez "
+                + ", ".join(missing)
+                + " dans l'environnement (aucune valeur par défaut n'est utilisée en production)."
+            )
+        self.SECRET_KEY = os.environ["SECRET_KEY"]
+        url = os.environ["DATABASE_URL"]
+        if url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url[len("postgres://"):]
+        elif url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        self.SQLALCHEMY_DATABASE_URI = url
+        self.REDIS_URL = os.environ["REDIS_URL"]
+        self.RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", self.REDIS_URL)
+        self.MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "smtp")
+        self.MAIL_SERVER = os.environ.get("MAIL_SERVER", "127.0.0.1")
+        self.MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
+        self.MAIL_USE_STARTTLS = _bool("MAIL_USE_STARTTLS", False)
+        self.MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+        self.MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+        self.MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", self.MAIL_DEFAULT_SENDER)
+        self.SERVER_NAME = os.environ.get("SERVER_NAME")
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def get_config(name: str | None = None):
+    name = name or os.environ.get("PORTAIL_CONFIG") or "development"
+    try:
+        cls = CONFIGS[name]
+    except KeyError as exc:
+        raise ConfigError(f"Configuration inconnue : {name!r} (attendu : {', '.join(CONFIGS)})") from exc
+    return cls()

@@ -1,0 +1,73 @@
+"""After-commit dispatch of outbox mails: queued on RQ, or sent inline without Redis.
+
+The mail row is written in the request's transaction; only once that commits is
+the job handed over.  If Redis is unreachable the row stays 'pending' and
+``flask mail flush`` queues it later: a mail is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, has_app_context
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session
+
+from core.clock import utcnow
+from core.models import MAIL_PENDING, MAIL_QUEUED, OutboxMail
+from extensions import db
+
+log = logging.getLogger(__name__)
+_KEY = "portail_mail_ids"
+
+
+@event.listens_for(Session, "after_flush")
+def _collect(session, flush_context):
+    ids = [(obj.id, obj.tenant_id) for obj in session.new if isinstance(obj, OutboxMail)]
+    if ids:
+        session.info.setdefault(_KEY, []).extend(ids)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session):
+    session.info.pop(_KEY, None)
+
+
+@event.listens_for(Session, "after_commit")
+def _dispatch(session):
+    ids = session.info.pop(_KEY, None)
+    if ids and has_app_context():
+        dispatch(ids)
+
+
+def get_queue():
+    from redis import Redis
+    from rq import Queue
+
+    url = current_app.config.get("REDIS_URL")
+    if not url:
+        return None
+    conn = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    return Queue(current_app.config["RQ_QUEUE"], connection=conn)
+
+
+def dispatch(ids: list[tuple[int, int]]) -> None:
+    from jobs.mail import send_mail
+
+    queue = get_queue()
+    if queue is None:
+        for mail_id, tenant_id in ids:
+            send_mail(mail_id, tenant_id)
+        return
+    for mail_id, tenant_id in ids:
+        try:
+            queue.enqueue(send_mail, mail_id, tenant_id, job_id=f"mail-{mail_id}-{utcnow():%Y%m%d%H%M%S%f}")
+        except Exception:  # Redis down: the row stays pending for the sweep
+            log.warning("mail %s: Redis unreachable, left pending for the sweep", mail_id)
+            continue
+        with db.engine.begin() as conn:
+            conn.execute(
+                update(OutboxMail.__table__)
+                .where(OutboxMail.__table__.c.id == mail_id, OutboxMail.__table__.c.status == MAIL_PENDING)
+                .values(status=MAIL_QUEUED, queued_at=utcnow())
+            )

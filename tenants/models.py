@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from extensions import db
+
+
+class Tenant(db.Model):
+    """A commune.  Global by design (it *is* the scope)."""
+
+    __tablename__ = "tenant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    def setting(self, *path, default=None):
+        node = self.settings or {}
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                return default
+            node = node[key]
+        return node
+
+    @property
+    def signature(self) -> str:
+        return self.setting("signature") or self.name
+
+    def __repr__(self) -> str:
+        return f"<Tenant {self.slug}>"

@@ -1,0 +1,88 @@
+"""Commune folders: tenants/<slug>/commune.toml (+ static/ assets, demo.toml).
+
+A new commune is a new folder: no code.  ``flask tenants sync`` writes the
+folders' configuration into the database, where the back-office may later
+change it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+DEFAULT_SETTINGS: dict = {
+    "short_name": "",
+    "signature": "",
+    "contact_email": "",
+    "sender_email": "",
+    "branding": {"primary": "#1f4e79", "accent": "#c0392b", "logo": ""},
+    "password_policy": {"min_length": 8, "min_lowercase": 1, "min_uppercase": 0, "min_digits": 1, "min_special": 0},
+    "accounts": {"self_registration": True, "require_cgu": False},
+    "home": {},
+    "cgu": {},
+    "news": [],
+}
+
+
+class TenantConfigError(ValueError):
+    pass
+
+
+@dataclass
+class TenantFolder:
+    slug: str
+    name: str
+    path: Path
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def demo_file(self) -> Path:
+        return self.path / "demo.toml"
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _jsonable(value):
+    """TOML dates become ISO strings: settings are stored as JSON."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+RESERVED_SLUGS = {"static", "support", "langue", "healthz", "admin"}
+
+
+def load_folder(path: Path) -> TenantFolder:
+    with open(path / "commune.toml", "rb") as fh:
+        data = tomllib.load(fh)
+    slug = data.pop("slug", path.name)
+    name = data.pop("name", None)
+    if slug != path.name:
+        raise TenantConfigError(f"{path}: slug {slug!r} différent du nom du dossier")
+    if not SLUG_RE.match(slug) or slug in RESERVED_SLUGS:
+        raise TenantConfigError(f"{path}: slug invalide {slug!r}")
+    if not name:
+        raise TenantConfigError(f"{path}: 'name' manquant")
+    return TenantFolder(slug=slug, name=name, path=path, settings=_jsonable(_merge(DEFAULT_SETTINGS, data)))
+
+
+def discover(tenants_dir: str | Path) -> list[TenantFolder]:
+    root = Path(tenants_dir)
+    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and (p / "commune.toml").is_file()]
+    return [load_folder(p) for p in folders]

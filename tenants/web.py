@@ -1,0 +1,116 @@
+"""The web side of tenancy: /<slug>/ resolution, per-commune sessions, access checks."""
+
+from __future__ import annotations
+
+import re
+from functools import wraps
+
+from flask import abort, g, redirect, request, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import current_user
+from sqlalchemy import select
+
+from extensions import db
+from tenants.context import set_tenant_id
+from tenants.models import Tenant
+
+_SEGMENT = re.compile(r"^/([a-z0-9]+(?:-[a-z0-9]+)*)(?:/|$)")
+NON_TENANT_SEGMENTS = {"static", "support", "langue", "healthz"}
+
+
+def _first_segment() -> str | None:
+    match = _SEGMENT.match(request.path or "/")
+    return match.group(1) if match else None
+
+
+class PerCommuneSessionInterface(SecureCookieSessionInterface):
+    """One session cookie per commune, restricted to its path.
+
+    Logging into /auray/ never logs into /saint-loubes/: each commune (and
+    /support/) has its own cookie, name and path.
+    """
+
+    def _scope(self):
+        segment = _first_segment()
+        if segment and segment not in NON_TENANT_SEGMENTS - {"support"}:
+            return segment
+        return None
+
+    def get_cookie_name(self, app) -> str:
+        scope = self._scope()
+        base = app.config.get("SESSION_COOKIE_NAME", "session")
+        return f"{base}_{scope.replace('-', '_')}" if scope else base
+
+    def get_cookie_path(self, app) -> str:
+        scope = self._scope()
+        return f"/{scope}/" if scope else "/"
+
+
+def load_tenant(slug: str) -> Tenant:
+    tenant = db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
+    if tenant is None:
+        abort(404)
+    return tenant
+
+
+def init_app(app) -> None:
+    app.session_interface = PerCommuneSessionInterface()
+
+    @app.url_value_preprocessor
+    def _pull_tenant(endpoint, values):
+        g.tenant = None
+        if values and "tenant" in values:
+            slug = values.pop("tenant")
+            g.tenant = load_tenant(slug)
+            set_tenant_id(g.tenant.id)
+
+    @app.url_defaults
+    def _add_tenant(endpoint, values):
+        if "tenant" in values or not getattr(g, "tenant", None):
+            return
+        if app.url_map.is_endpoint_expecting(endpoint, "tenant"):
+            values["tenant"] = g.tenant.slug
+
+    @app.teardown_request
+    def _clear_tenant(exc=None):
+        set_tenant_id(None)
+
+    @app.context_processor
+    def _inject_tenant():
+        return {"tenant": getattr(g, "tenant", None)}
+
+
+def current_tenant() -> Tenant:
+    tenant = getattr(g, "tenant", None)
+    if tenant is None:
+        abort(404)
+    return tenant
+
+
+def login_required_here(view):
+    """Logged in *in this commune* (the session cookie is per commune already)."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login", next=request.full_path))
+        tenant = current_tenant()
+        if getattr(current_user, "tenant_id", None) != tenant.id:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def role_required(*roles):
+    def decorator(view):
+        @wraps(view)
+        @login_required_here
+        def wrapped(*args, **kwargs):
+            if getattr(current_user, "role", None) not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
