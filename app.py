@@ -35,6 +35,9 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
+    if app.config.get("ALLOW_TEST_EMAIL_DOMAIN"):
+        _allow_test_email_domain()
+
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     csrf.init_app(app)
@@ -59,6 +62,14 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     _register_cli(app)
     logging.basicConfig(level=logging.INFO)
     return app
+
+
+def _allow_test_email_domain() -> None:
+    """Development and tests use invented .test addresses (RFC 2606); production refuses them."""
+    import email_validator
+
+    if "test" in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+        email_validator.SPECIAL_USE_DOMAIN_NAMES.remove("test")
 
 
 def _init_login(app: Flask) -> None:

@@ -56,6 +56,7 @@ class BaseConfig:
     REDIS_URL = None
     RQ_QUEUE = "portail"
     PREFERRED_URL_SCHEME = "http"
+    ALLOW_TEST_EMAIL_DOMAIN = True  # demo and test data use .test addresses
 
 
 class DevelopmentConfig(BaseConfig):
@@ -80,6 +81,7 @@ class TestingConfig(BaseConfig):
 
 class ProductionConfig(BaseConfig):
     NAME = "production"
+    ALLOW_TEST_EMAIL_DOMAIN = False
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
     PREFERRED_URL_SCHEME = "https"
 

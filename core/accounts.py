@@ -234,6 +234,7 @@ def authenticate(email: str, password: str) -> User:
             _("Votre espace n'est pas encore activé : cliquez sur le lien d'activation reçu par e-mail. "
               "Vous pouvez demander un nouveau lien ci-dessous."),
         )
+    user.previous_login_at = user.last_login_at
     user.last_login_at = utcnow()
     return user
 

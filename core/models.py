@@ -70,6 +70,7 @@ class User(UserMixin, TenantScoped, db.Model):
     locale: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    previous_login_at: Mapped[datetime | None]
 
     tenant: Mapped[Tenant] = relationship()
     family: Mapped[Family | None] = relationship(back_populates="members")

@@ -1,0 +1,256 @@
+"""Fixtures: a real database per run (SQLite file, or PostgreSQL when TEST_DATABASE_URL
+is set), migrated with Alembic, emptied after each test; factories; the mail outbox.
+
+CI=true turns every skipped PostgreSQL, Redis or browser test into a failure.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from extensions import db, limiter
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PASSWORD = "Secret-pass-2026"
+
+
+def require(service: str, reason: str):
+    """Skip on a newcomer's machine, fail in CI."""
+    if IN_CI:
+        pytest.fail(f"{service} requis en CI : {reason}", pytrace=False)
+    pytest.skip(f"{service} indisponible : {reason}")
+
+
+# ------------------------------------------------------------------ database
+
+def _pg_admin_url() -> str | None:
+    return os.environ.get("TEST_DATABASE_URL") or None
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    admin = _pg_admin_url()
+    if not admin:
+        path = tmp_path_factory.mktemp("db") / "test.sqlite3"
+        yield f"sqlite:///{path}"
+        return
+    admin_url = make_url(admin)
+    name = f"portail_test_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield admin_url.set(database=name).render_as_string(hide_password=False)
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def outbox_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("outbox")
+
+
+@pytest.fixture(scope="session")
+def app(database_url, outbox_dir):
+    application = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, OUTBOX_DIR=str(outbox_dir))
+    with application.app_context():
+        from flask_migrate import upgrade
+
+        from cli import sync_tenants
+
+        upgrade(directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+        sync_tenants()
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def is_postgres(database_url) -> bool:
+    return database_url.startswith("postgresql")
+
+
+def _empty_tables(application) -> None:
+    with application.app_context():
+        tables = [t for t in reversed(db.metadata.sorted_tables) if t.name != "tenant"]
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    conn.execute(table.delete())
+
+
+@pytest.fixture(autouse=True)
+def _clean(app, outbox_dir):
+    yield
+    with app.app_context():
+        db.session.remove()
+    _empty_tables(app)
+    for f in outbox_dir.glob("*"):
+        f.unlink()
+    limiter.reset()
+    from tenants.context import set_tenant_id
+
+    set_tenant_id(None)
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+        db.session.remove()
+
+
+# ------------------------------------------------------------------ communes and factories
+
+@pytest.fixture
+def tenants(app):
+    from tenants.context import unscoped
+    from tenants.models import Tenant
+
+    with app.app_context(), unscoped():
+        rows = {t.slug: t.id for t in db.session.scalars(select(Tenant))}
+        db.session.remove()
+    return rows
+
+
+@pytest.fixture
+def make_family(app, tenants):
+    """make_family("auray", parent_email=..., children=[("Lou", "2019-05-01")]) -> dict of ids."""
+    from datetime import date
+
+    from core.accounts import hash_password
+    from core.clock import utcnow
+    from core.models import ROLE_PARENT, Child, Family, User
+    from tenants.context import tenant_scope
+
+    counter = iter(range(1, 10_000))
+
+    def factory(slug="auray", *, parent_email=None, password=PASSWORD, children=(("Lou", "2019-05-01"),),
+                activated=True, must_change_password=False, cgu=True, name="TESTFAM"):
+        n = next(counter)
+        with app.app_context(), tenant_scope(tenants[slug]):
+            family = Family(name=name, code=f"T{n:04d}{slug[:3].upper()}")
+            for first, born in children:
+                family.children.append(Child(tenant_id=tenants[slug], first_name=first, last_name=name.title(),
+                                             birth_date=date.fromisoformat(born)))
+            user = User(email=parent_email or f"parent{n}@{slug}.test", first_name="Camille", last_name=name.title(),
+                        password_hash=hash_password(password), role=ROLE_PARENT, family=family,
+                        activated_at=utcnow() if activated else None, must_change_password=must_change_password,
+                        cgu_accepted_at=utcnow() if cgu else None)
+            db.session.add_all([family, user])
+            db.session.commit()
+            out = {"family_id": family.id, "user_id": user.id, "email": user.email, "password": password,
+                   "child_ids": [c.id for c in family.children], "tenant_id": tenants[slug], "slug": slug}
+            db.session.remove()
+        return out
+
+    return factory
+
+
+@pytest.fixture
+def make_agent(app, tenants):
+    from core.accounts import hash_password
+    from core.clock import utcnow
+    from core.models import ROLE_AGENT, User
+    from tenants.context import tenant_scope
+
+    def factory(slug="auray", email=None, password=PASSWORD):
+        with app.app_context(), tenant_scope(tenants[slug]):
+            user = User(email=email or f"agent@{slug}.test", first_name="Agent", last_name="Test",
+                        password_hash=hash_password(password), role=ROLE_AGENT, activated_at=utcnow(),
+                        cgu_accepted_at=utcnow())
+            db.session.add(user)
+            db.session.commit()
+            out = {"user_id": user.id, "email": user.email, "password": password}
+            db.session.remove()
+        return out
+
+    return factory
+
+
+# ------------------------------------------------------------------ web helpers
+
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|"X-CSRFToken": "([^"]+)"')
+
+
+class Web:
+    """A browser-like test client: keeps cookies, fetches CSRF tokens like a page would."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def get(self, path, **kw):
+        return self.client.get(path, **kw)
+
+    def csrf_for(self, page: str) -> str:
+        html = self.client.get(page).get_data(as_text=True)
+        match = CSRF_RE.search(html)
+        assert match, f"pas de jeton CSRF sur {page}"
+        return match.group(1) or match.group(2)
+
+    def post(self, path, data=None, *, page=None, csrf=True, **kw):
+        data = dict(data or {})
+        if csrf and "csrf_token" not in data:
+            data["csrf_token"] = self.csrf_for(page or path)
+        return self.client.post(path, data=data, **kw)
+
+    def login(self, slug, email, password=PASSWORD, **kw):
+        return self.post(f"/{slug}/connexion", {"email": email, "password": password}, **kw)
+
+
+@pytest.fixture
+def web(app):
+    return Web(app.test_client())
+
+
+@pytest.fixture
+def make_web(app):
+    return lambda: Web(app.test_client())
+
+
+# ------------------------------------------------------------------ mails
+
+class Outbox:
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    @property
+    def messages(self):
+        out = []
+        for path in sorted(self.folder.glob("*.eml")):
+            out.append(email.message_from_bytes(path.read_bytes(), policy=email.policy.default))
+        return out
+
+    def to(self, address):
+        return [m for m in self.messages if m["To"] == address]
+
+    @staticmethod
+    def text(message) -> str:
+        return message.get_body(preferencelist=("plain",)).get_content()
+
+    @staticmethod
+    def html(message) -> str:
+        return message.get_body(preferencelist=("html",)).get_content()
+
+    def link(self, message, marker: str) -> str:
+        links = re.findall(r"https?://\S+", self.text(message))
+        found = [link for link in links if marker in link]
+        assert found, f"pas de lien {marker!r} dans le mail : {links}"
+        return found[0]
+
+
+@pytest.fixture
+def outbox(outbox_dir):
+    return Outbox(outbox_dir)
