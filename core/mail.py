@@ -5,8 +5,8 @@ Sending happens after commit, in jobs/mail.py; nothing here talks to a queue.
 
 from __future__ import annotations
 
-from extensions import db
 from core.models import OutboxMail
+from extensions import db
 
 SESSION_KEY = "portail_new_mail_ids"
 

@@ -26,7 +26,7 @@ class _Scope:
     unscoped: bool = False
 
 
-_current: ContextVar[_Scope] = ContextVar("portail_tenant_scope", default=_Scope(None))
+_current: ContextVar[_Scope] = ContextVar("portail_tenant_scope", default=_Scope(None))  # noqa: B039 (frozen)
 
 
 def current_tenant_id() -> int | None:

@@ -4,7 +4,14 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
 
 from blueprints.auth import bp
-from blueprints.auth.forms import ChangePasswordForm, CguForm, EmailOnlyForm, LoginForm, NewPasswordForm, RegisterForm
+from blueprints.auth.forms import (
+    CguForm,
+    ChangePasswordForm,
+    EmailOnlyForm,
+    LoginForm,
+    NewPasswordForm,
+    RegisterForm,
+)
 from blueprints.links import WebLinks, safe_next
 from core import accounts
 from core.accounts import AccountError

@@ -1,6 +1,15 @@
 from pathlib import Path
 
-from flask import abort, current_app, make_response, redirect, render_template, request, send_from_directory, url_for
+from flask import (
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -24,7 +33,9 @@ def healthz():
 
 
 @bp.post("/langue")
+@bp.post("/<tenant>/langue")
 def set_language():
+    """Language choice, kept in a cookie for every commune (CSRF-checked in the commune's session)."""
     lang = request.form.get("lang", "fr")
     if lang not in current_app.config["LANGUAGES"]:
         lang = "fr"

@@ -1,0 +1,79 @@
+"""French by default, English complete, catalogue in step with the code."""
+
+import re
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+from flask_babel import force_locale, format_date
+
+ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
+
+
+def _catalog(lang):
+    with open(ROOT / "translations" / lang / "LC_MESSAGES" / "messages.po", "rb") as fh:
+        return read_po(fh, locale=lang)
+
+
+def test_english_catalogue_is_complete():
+    missing, fuzzy, bad_placeholders = [], [], []
+    for message in _catalog("en"):
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        if not all(strings):
+            missing.append(ids[0])
+        if message.fuzzy:
+            fuzzy.append(ids[0])
+        for s in strings:
+            if s and set(PLACEHOLDER.findall(ids[0])) != set(PLACEHOLDER.findall(s)):
+                bad_placeholders.append(ids[0])
+    assert missing == [] and fuzzy == [] and bad_placeholders == []
+
+
+def test_catalogue_holds_every_string_of_the_code(tmp_path):
+    pot = tmp_path / "fresh.pot"
+    subprocess.run(
+        [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg", "-k", "_l", "-o", str(pot),
+         "app.py", "cli.py", "core", "blueprints", "tenants", "jobs", "templates"],
+        check=True, cwd=ROOT, capture_output=True,
+    )
+    with open(pot, "rb") as fh:
+        fresh = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(fh) if m.id}
+    known = {m.id if isinstance(m.id, str) else m.id[0] for m in _catalog("en") if m.id}
+    assert sorted(fresh - known) == [], "lancez `flask translate update` puis traduisez"
+
+
+def test_french_is_the_default_and_english_is_a_click_away(web):
+    html = web.get("/auray/").get_data(as_text=True)
+    assert '<html lang="fr">' in html and "Créer mon espace" in html
+    res = web.post("/auray/langue", {"lang": "en", "next": "/auray/"}, page="/auray/")
+    assert res.status_code == 302 and res.headers["Location"] == "/auray/"
+    html = web.get("/auray/").get_data(as_text=True)
+    assert '<html lang="en">' in html and "Create my space" in html and "Créer mon espace" not in html
+    assert "Welcome to your citizen space" in html  # the commune's own wording has an English version
+
+
+def test_unknown_language_falls_back_to_french(web):
+    res = web.post("/auray/langue", {"lang": "xx", "next": "https://evil.test/"}, page="/auray/")
+    assert res.headers["Location"] == "/"
+    html = web.get("/auray/").get_data(as_text=True)
+    assert '<html lang="fr">' in html
+
+
+def test_language_switch_outside_a_commune(web):
+    res = web.post("/langue", {"lang": "en", "next": "/"}, page="/")
+    assert res.status_code == 302
+    assert "Choose your commune" in web.get("/").get_data(as_text=True)
+
+
+def test_dates_are_written_the_french_way(ctx):
+    with force_locale("fr"):
+        assert format_date(date(2020, 10, 19), "EEEE dd/MM/yyyy") == "lundi 19/10/2020"
+    from flask import current_app
+
+    assert current_app.jinja_env.filters["date_long"](date(2026, 10, 19)) == "lundi 19/10/2026"
