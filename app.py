@@ -94,6 +94,7 @@ def _init_login(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from blueprints.admin import bp as admin_bp
     from blueprints.auth import bp as auth_bp
     from blueprints.famille import bp as famille_bp
     from blueprints.public import bp as public_bp
@@ -101,6 +102,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(public_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(famille_bp)
+    app.register_blueprint(admin_bp)
 
 
 def _register_errors(app: Flask) -> None:

@@ -114,3 +114,10 @@ def role_required(*roles):
         return wrapped
 
     return decorator
+
+
+def agent_required(view):
+    """Staff of this commune.  A parent gets 403 in its own commune; another commune's agent is anonymous here."""
+    from core.models import ROLE_AGENT
+
+    return role_required(ROLE_AGENT)(view)

@@ -82,7 +82,8 @@ def login():
             form.password.errors.append(err.message)
             not_activated = err.code == "not_activated"
         else:
-            next_url = safe_next(request.args.get("next"), url_for("famille.dashboard"))
+            home = url_for("admin.index") if user.is_agent else url_for("famille.dashboard")
+            next_url = safe_next(request.args.get("next"), home)
             session.clear()
             login_user(user)
             db.session.commit()

@@ -1,0 +1,7 @@
+"""Agent space of a commune: /<slug>/admin/ (agents of that commune, and support in support mode)."""
+
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/<tenant>/admin")
+
+from blueprints.admin import routes  # noqa: E402,F401
