@@ -13,6 +13,9 @@ class WebLinks:
     def login(self) -> str:
         return url_for("auth.login", _external=True)
 
+    def demande(self, number: int) -> str:
+        return url_for("demandes.show", number=number, _external=True)
+
 
 def safe_next(target: str | None, default: str) -> str:
     """Only local paths: never an open redirect."""

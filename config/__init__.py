@@ -56,6 +56,7 @@ class BaseConfig:
     REDIS_URL = None
     RQ_QUEUE = "portail"
     PREFERRED_URL_SCHEME = "http"
+    PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
     ALLOW_TEST_EMAIL_DOMAIN = True  # demo and test data use .test addresses
 
 

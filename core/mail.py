@@ -11,7 +11,23 @@ from extensions import db
 SESSION_KEY = "portail_new_mail_ids"
 
 
+def _base_url() -> str:
+    """Where links in mails point: this request's host, else PUBLIC_URL (jobs, CLI)."""
+    from flask import current_app, has_request_context, request
+
+    if has_request_context():
+        return request.host_url.rstrip("/")
+    return current_app.config.get("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/")
+
+
 def queue_mail(*, to: str, template: str, context: dict, locale: str | None = "fr", user=None) -> OutboxMail:
+    """Record a mail.  A context "path" (relative to the commune, e.g. /demandes/12) becomes an absolute "link"."""
+    if "path" in context and "link" not in context:
+        from tenants.context import require_tenant_id
+        from tenants.models import Tenant
+
+        tenant = db.session.get(Tenant, require_tenant_id())
+        context = dict(context, link=f"{_base_url()}/{tenant.slug}{context['path']}")
     mail = OutboxMail(
         to_address=to,
         template=template,
