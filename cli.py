@@ -36,13 +36,35 @@ def sync_tenants(update: bool = False) -> list[str]:
     return done
 
 
+def load_tenant_activities(tenant, folder) -> list:
+    """The commune folder's activities.toml (inside the commune's scope)."""
+    from core.activity_config import load_activities
+
+    path = folder.path / "activities.toml"
+    if not path.is_file():
+        return []
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    return load_activities(data, zone=tenant.setting("zone_vacances", default="A"))
+
+
 def load_demo_data() -> list[str]:
     """Invented families, agents and children for each commune folder's demo.toml."""
     from datetime import date
 
     from core.accounts import hash_password, normalize_email
     from core.clock import utcnow
-    from core.models import ROLE_AGENT, ROLE_PARENT, Child, Family, SupportUser, User
+    from core.models import (
+        INSCRIPTION_ACCEPTED,
+        ROLE_AGENT,
+        ROLE_PARENT,
+        Activity,
+        Child,
+        Family,
+        Inscription,
+        SupportUser,
+        User,
+    )
     from tenants.context import tenant_scope
     from tenants.models import Tenant
     from tenants.registry import discover
@@ -57,6 +79,8 @@ def load_demo_data() -> list[str]:
             demo = tomllib.load(fh)
         tenant = db.session.scalars(select(Tenant).where(Tenant.slug == folder.slug)).one()
         with tenant_scope(tenant.id):
+            acts = load_tenant_activities(tenant, folder)
+            report.extend(f"  {folder.slug}: activité {a.code}" for a in acts)
             for agent in demo.get("agents", []):
                 email = normalize_email(agent["email"])
                 if db.session.scalars(select(User).where(User.email == email)).first():
@@ -71,10 +95,14 @@ def load_demo_data() -> list[str]:
                 db.session.add(family)
                 for child in fam.get("children", []):
                     birth = child["birth_date"]
-                    family.children.append(Child(
-                        tenant_id=tenant.id, first_name=child["first_name"], last_name=child["last_name"],
-                        birth_date=birth if isinstance(birth, date) else date.fromisoformat(birth),
-                        school=child.get("school"), class_name=child.get("class_name")))
+                    kid = Child(tenant_id=tenant.id, first_name=child["first_name"], last_name=child["last_name"],
+                                birth_date=birth if isinstance(birth, date) else date.fromisoformat(birth),
+                                school=child.get("school"), class_name=child.get("class_name"))
+                    family.children.append(kid)
+                    for code in child.get("inscriptions", []):
+                        activity = db.session.scalars(select(Activity).where(Activity.code == code)).one()
+                        db.session.add(Inscription(tenant_id=tenant.id, child=kid, activity_id=activity.id,
+                                                   status=INSCRIPTION_ACCEPTED, decided_at=now))
                 for parent in fam.get("parents", []):
                     email = normalize_email(parent["email"])
                     db.session.add(User(email=email, first_name=parent["first_name"],
@@ -99,6 +127,23 @@ def register(app) -> None:
     def tenants_sync(update):
         for line in sync_tenants(update) or ["(rien à faire)"]:
             click.echo(line)
+
+    @tenants.command("activities")
+    @click.argument("slug")
+    def tenants_activities(slug):
+        """(Re)load a commune's activities.toml: creates or updates activities and their slots."""
+        from tenants.context import tenant_scope
+        from tenants.models import Tenant
+        from tenants.registry import discover
+
+        folder = next((f for f in discover(current_app.config["TENANTS_DIR"]) if f.slug == slug), None)
+        tenant = db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
+        if folder is None or tenant is None:
+            raise click.ClickException(f"Commune inconnue : {slug} (lancez d'abord `flask tenants sync`)")
+        with tenant_scope(tenant.id):
+            for activity in load_tenant_activities(tenant, folder):
+                click.echo(f"{activity.code}\t{activity.name}")
+            db.session.commit()
 
     @tenants.command("list")
     def tenants_list():
