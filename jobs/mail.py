@@ -27,6 +27,9 @@ SUBJECTS = {
     "activation": _l("Activez votre espace citoyens"),
     "account_precreated": _l("Votre espace citoyens a été créé"),
     "password_reset": _l("Réinitialisation de votre mot de passe"),
+    "demande_received": _l("Nous avons bien reçu votre demande"),
+    "demande_decided": _l("Votre demande a été traitée"),
+    "waitlist_promoted": _l("Une place s'est libérée"),
 }
 
 
