@@ -97,10 +97,10 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.admin import bp as admin_bp
     from blueprints.auth import bp as auth_bp
     from blueprints.demandes import bp as demandes_bp
-    from blueprints.inscriptions import bp as inscriptions_bp
-    from blueprints.reservations import bp as reservations_bp
     from blueprints.famille import bp as famille_bp
+    from blueprints.inscriptions import bp as inscriptions_bp
     from blueprints.public import bp as public_bp
+    from blueprints.reservations import bp as reservations_bp
 
     app.register_blueprint(public_bp)
     app.register_blueprint(auth_bp)

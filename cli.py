@@ -117,6 +117,24 @@ def load_demo_data() -> list[str]:
     return report
 
 
+def fill_french_plurals() -> None:
+    """French is the source language; its catalogue only carries the plural forms, so that
+    "0 modification" follows the French rule (n > 1) instead of the English one."""
+    from babel.messages.pofile import read_po, write_po
+
+    path = ROOT / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
+    with open(path, "rb") as fh:
+        catalog = read_po(fh, locale="fr")
+    for message in catalog:
+        if message.id and isinstance(message.id, tuple):
+            message.string = (message.id[0], message.id[1])
+        elif message.id:
+            message.string = ""
+        message.flags.discard("fuzzy")
+    with open(path, "wb") as fh:
+        write_po(fh, catalog, width=76)
+
+
 def register(app) -> None:
     @app.cli.group()
     def tenants():
@@ -231,8 +249,9 @@ def register(app) -> None:
     @translate.command("update")
     def translate_update():
         _pybabel("extract", "-F", "babel.cfg", "-k", "_l", "-o", "translations/messages.pot",
-                "app.py", "cli.py", "core", "blueprints", "tenants", "jobs", "templates")
+                 "app.py", "cli.py", "core", "blueprints", "tenants", "jobs", "templates")
         _pybabel("update", "-i", "translations/messages.pot", "-d", "translations", "--no-fuzzy-matching")
+        fill_french_plurals()
 
     @translate.command("compile")
     def translate_compile():
@@ -250,6 +269,24 @@ def register(app) -> None:
         if queue is None:
             raise click.ClickException("REDIS_URL n'est pas défini : les mails partent en ligne, sans worker.")
         Worker([queue], connection=queue.connection).work(burst=burst)
+
+    @app.cli.group()
+    def reservations():
+        """The reservation core's periodic work."""
+
+    @reservations.command("expire-holds")
+    def reservations_expire_holds():
+        """Release the places held by démarches abandoned past their time (run every minute)."""
+        from core.booking import expire_abandoned_carts
+        from tenants.context import tenant_scope
+        from tenants.models import Tenant
+
+        total = 0
+        for tenant in db.session.scalars(select(Tenant)).all():
+            with tenant_scope(tenant.id):
+                total += expire_abandoned_carts()
+                db.session.commit()
+        click.echo(f"{total} démarche(s) expirée(s).")
 
     @app.cli.group()
     def mail():

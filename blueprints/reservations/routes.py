@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -139,7 +139,9 @@ def _planning_args(cart: Cart, activities):
     activity = next((a for a in activities if a.id == activity_id), activities[0])
     view = request.values.get("vue", "semaine")
     view = view if view in pl.VIEWS else "semaine"
-    anchor = pl.parse_date(request.values.get("date")) or pl.first_bookable_day(activity, cal.now_local().date())
+    anchor = pl.parse_date(request.values.get("date"))
+    if anchor is None or not (activity.starts_on - timedelta(days=366) <= anchor <= activity.ends_on + timedelta(days=366)):
+        anchor = pl.first_bookable_day(activity, cal.now_local().date())
     filters = pl.Filters(
         themes=set(request.values.getlist("theme")),
         time_slots=set(request.values.getlist("creneau")),
