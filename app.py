@@ -95,6 +95,7 @@ def _init_login(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from blueprints.admin import bp as admin_bp
+    from blueprints.agenda import bp as agenda_bp
     from blueprints.auth import bp as auth_bp
     from blueprints.famille import bp as famille_bp
     from blueprints.public import bp as public_bp
@@ -103,6 +104,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(famille_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(agenda_bp)
 
 
 def _register_errors(app: Flask) -> None:
