@@ -90,6 +90,17 @@ class Builder:
             db.session.commit()
             return res.id
 
+    def book_days(self, child_ids: list[int], family_id: int, activity_id: int, days: list[date]) -> None:
+        """Every unit of every day in `days` reserved for each child, in one transaction."""
+        with self.app.app_context(), tenant_scope(self.tenant_id):
+            slots = db.session.scalars(select(Slot).where(Slot.activity_id == activity_id, Slot.day.in_(days))).all()
+            for slot in slots:
+                for child_id in child_ids:
+                    db.session.add(Reservation(child_id=child_id, slot_id=slot.id, activity_id=activity_id,
+                                               family_id=family_id, status=RES_RESERVED))
+                    slot.taken += 1
+            db.session.commit()
+
     def reservation(self, res_id: int) -> dict:
         with self.app.app_context(), tenant_scope(self.tenant_id):
             res = db.session.get(Reservation, res_id)

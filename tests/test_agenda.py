@@ -70,6 +70,8 @@ def world(app, tenants, make_family):
         b.inscribe(child, days_act)
         b.inscribe(child, stages)
     b.inscribe(other["child_ids"][0], days_act)
+    cantine = b.activity(units_spec(code="cantine", name="Restauration scolaire", start=d, end=d))
+    b.inscribe(other["child_ids"][0], cantine)  # not this family's: never in its filters
     res = {
         "matin": b.book(lou, fam["family_id"], b.slot(days_act, d, unit="matin")),
         "repas": b.book(lou, fam["family_id"], b.slot(days_act, d, unit="repas"), RES_PENDING),
@@ -125,6 +127,7 @@ def test_day_view_shows_each_booking_with_its_word_colour_and_the_legend(web, wo
     for status in WORDS:
         assert f"ag-item--{status}" in html  # the legend shows each colour
     items = agenda_items(html)
+    assert [i["title"].split(" — ")[1] for i in items] == ["Matin", "Repas", "Après-midi"]  # in the day's order
     matin = next(i for i in items if "Matin" in i["text"])
     assert matin["status"] == RES_RESERVED and f"/auray/absences/{world['res']['matin']}" in matin["links"]
     pending = next(i for i in items if "Repas" in i["text"])
@@ -182,6 +185,7 @@ def test_filters_by_child_and_activity(web, world):
                    ).get_data(as_text=True)
     children = {c for _d, c, _a, _l, _s in _seen(html)}
     assert children == {"Lou"}
+    assert "Restauration scolaire" not in html  # only the activities the children are inscribed in
     assert f'name="enfant" value="{world["lou"]}" checked' in html
     assert f'name="enfant" value="{world["noe"]}">' in html  # shown unchecked: the "hidden" symbol
 
@@ -251,23 +255,24 @@ def test_queries_do_not_grow_with_days_or_children(app, tenants, make_family, ma
                                         "title": "Stage", "time_slot": "journee", "places": 30}]))
     first = today().replace(day=1)
     month_days = [first + timedelta(days=i) for i in range(31) if (first + timedelta(days=i)).month == first.month]
-    counts = {}
+    counts, shown = {}, {}
     for n in (1, 3):
         fam = make_family("auray", children=[(f"Enfant{i}", "2018-01-0" + str(i + 1)) for i in range(n)])
         for child in fam["child_ids"]:
             b.inscribe(child, activity)
             b.inscribe(child, stages)
             b.book(child, fam["family_id"], b.slot(stages, today() + timedelta(days=1), title="Stage"))
-            for day in month_days:
-                for unit in ("matin", "repas", "apres_midi"):
-                    b.book(child, fam["family_id"], b.slot(activity, day, unit=unit))
+        b.book_days(fam["child_ids"], fam["family_id"], activity, month_days)
         web = make_web()
         web.login("auray", fam["email"])
         for view in ("semaine", "mois", "jour"):
             url = f"/auray/agenda?vue={view}&date={today().isoformat()}"
-            html = web.get(url).get_data(as_text=True)
-            assert len(agenda_items(html)) >= n * 3  # the items are really there
+            shown[(n, view)] = len(agenda_items(web.get(url).get_data(as_text=True)))
             counts[(n, view)] = _count_queries(app, web, url)
+    stage_days = sum(1 for i in (1, 2, 3) if (today() + timedelta(days=i)).month == first.month)
+    for n in (1, 3):  # the items are really there, many more in a month than in a day
+        assert shown[(n, "jour")] == 3 * n
+        assert shown[(n, "mois")] == n * (3 * len(month_days) + stage_days)
     assert len(set(counts.values())) == 1, counts
     assert max(counts.values()) <= 12, counts
 
