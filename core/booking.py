@@ -30,6 +30,7 @@ from core.models import (
     CART_EXPIRED,
     CART_OPEN,
     INSCRIPTION_ACCEPTED,
+    RES_ABSENT,
     RES_CANCELLED,
     RES_HELD,
     RES_PENDING,
@@ -78,6 +79,7 @@ REASONS = {
     "prereservation_closed": _l("La période de pré-réservation est terminée."),
     "not_in_cart": _l("Cet enfant ou cette activité ne fait pas partie de la démarche."),
     "cart_closed": _l("Cette démarche est terminée : recommencez depuis « Modifier les réservations »."),
+    "absent": _l("Absence déclarée ce jour-là."),
 }
 
 
@@ -98,7 +100,7 @@ class Cell:
 
     @property
     def checked(self) -> bool:
-        return self.state in CHECKED_STATES
+        return self.state in CHECKED_STATES or self.reservation_status == RES_ABSENT
 
     @property
     def locked(self) -> bool:
@@ -225,6 +227,8 @@ class Context:
             return Cell(child_id, slot_id, HELD, reservation_status=status)
         if res is not None and res.status in (RES_PENDING, RES_RESERVED):
             return Cell(child_id, slot_id, BOOKED, reservation_status=status)
+        if res is not None and res.status == RES_ABSENT:  # booked, absence declared: keeps its place
+            return Cell(child_id, slot_id, BLOCKED, "absent", reservation_status=status)
         if res is not None and res.status == RES_WAITLIST:
             return Cell(child_id, slot_id, WAITLISTED, reservation_status=status)
         if res is not None and res.status == RES_HELD and self._counts(res):
