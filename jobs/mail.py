@@ -27,6 +27,10 @@ SUBJECTS = {
     "activation": _l("Activez votre espace citoyens"),
     "account_precreated": _l("Votre espace citoyens a été créé"),
     "password_reset": _l("Réinitialisation de votre mot de passe"),
+    "family_change_decided": _l("Modification de votre dossier famille"),
+    "coparent_invitation": _l("Invitation à rejoindre un dossier famille"),
+    "email_change_confirm": _l("Confirmez votre nouvelle adresse e-mail"),
+    "email_changed_notice": _l("Votre adresse de connexion a été modifiée"),
 }
 
 
