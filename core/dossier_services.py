@@ -159,8 +159,21 @@ ENTITY_LABELS = {
     ENTITY_AUTHORISATIONS: _l("Autorisations"),
     ENTITY_CONTACT: _l("Contacts"),
 }
-# What a health form needs before the child can be booked.
-HEALTH_REQUIRED = ("allergies", "pai", "diet", "doctor_name", "doctor_phone", "vaccinations")
+# What a health form needs before the child can be booked (short names for the readiness check).
+HEALTH_REQUIRED = {
+    "allergies": _l("allergies"),
+    "pai": _l("PAI"),
+    "diet": _l("régime alimentaire"),
+    "doctor_name": _l("médecin traitant"),
+    "doctor_phone": _l("téléphone du médecin"),
+    "vaccinations": _l("vaccinations"),
+}
+AUTHORISATIONS_SHORT = {
+    "photos": _l("droit à l'image"),
+    "leave_alone": _l("départ seul"),
+    "transport": _l("transport"),
+    "emergency_care": _l("soins d'urgence"),
+}
 
 
 def spec(entity: str, name: str) -> FieldSpec:
@@ -908,16 +921,16 @@ def health_reads(child: Child, limit: int = 20) -> list[HealthAccessLog]:
 
 def health_missing(health: ChildHealth | None) -> list[str]:
     missing = []
-    for name in HEALTH_REQUIRED:
+    for name, short in HEALTH_REQUIRED.items():
         value = getattr(health, name, None) if health is not None else None
         if value is None or (isinstance(value, str) and not value.strip()):
-            missing.append(str(spec(ENTITY_HEALTH, name).label))
+            missing.append(str(short))
     return missing
 
 
 def authorisations_missing(row: ChildFile | None) -> list[str]:
-    return [str(f.label) for f in FIELDS[ENTITY_AUTHORISATIONS]
-            if (getattr(row, f.name, None) if row is not None else None) is None]
+    return [str(short) for name, short in AUTHORISATIONS_SHORT.items()
+            if (getattr(row, name, None) if row is not None else None) is None]
 
 
 # ====================================================================== fiscal data
@@ -1059,11 +1072,10 @@ def readiness(family: Family, now: datetime | None = None) -> list[Readiness]:
                 continue
         missing = health_missing(healths.get(child.id))
         if missing:
-            result.messages.append(_("Informations santé incomplètes : %(fields)s.",
-                                     fields=", ".join(m.lower() if i else m for i, m in enumerate(missing))))
+            result.messages.append(_("Informations santé incomplètes : %(fields)s.", fields=", ".join(missing)))
         auth_missing = authorisations_missing(files.get(child.id))
         if auth_missing:
-            result.messages.append(_("Autorisation manquante : %(fields)s.", fields=", ".join(auth_missing)))
+            result.messages.append(_("Autorisations non renseignées : %(fields)s.", fields=", ".join(auth_missing)))
         if child.id in child_pending:
             result.messages.append(_("Une modification de sa fiche est en attente de validation par la "
                                      "collectivité."))

@@ -98,7 +98,8 @@ def family(family_id):
     return _render(
         "admin/dossiers_family.html", family=fam, fiscal=fiscal, children=children,
         members=ds.members_of(fam),
-        resp_rows=[(r, ds.rows(ds.ENTITY_RESPONSABLE, r, None)) for r in resps],
+        resp_rows=[(r, ds.rows(ds.ENTITY_RESPONSABLE, r, None, skip=("email",) if r.user_id else ()))
+                   for r in resps],
         auth_rows={c.id: ds.rows(ds.ENTITY_AUTHORISATIONS, files[c.id], None) for c in children},
         general_rows={c.id: ds.rows(ds.ENTITY_CHILD, c, None) for c in children},
         photos={c.id: files[c.id].photo for c in children},
