@@ -362,7 +362,26 @@ def _apply_values(entity: str, target, values: dict) -> None:
 # ====================================================================== changes under validation
 
 def _label(entity: str, target=None, child: Child | None = None, values: dict | None = None) -> str:
-    """Stored with the change (the commune's agents read it in the queue)."""
+    """Stored with the change, in French: the commune's agents read it in the queue."""
+    with force_locale("fr"):
+        return _title(entity, target, child, values)
+
+
+def describe(change: FamilyChange) -> str:
+    """The change's title in the reader's language (mails to the family)."""
+    child = db.session.get(Child, change.child_id) if change.child_id else None
+    if change.entity == ENTITY_CHILD:
+        target = child if change.op != OP_CREATE else None
+    elif change.entity in (ENTITY_RESPONSABLE, ENTITY_CONTACT) and change.op != OP_CREATE:
+        target = _target(change.entity, change.entity_id) if change.entity_id else None
+        if target is None:
+            return change.label
+    else:
+        target = None
+    return _title(change.entity, target, child, change.changes if change.op == OP_CREATE else None)
+
+
+def _title(entity: str, target, child: Child | None, values: dict | None) -> str:
     section = str(ENTITY_LABELS[entity])
     if entity == ENTITY_RESPONSABLE:
         name = target.display_name if target is not None else ""
@@ -533,6 +552,7 @@ def _apply(change: FamilyChange) -> None:
 
 
 def field_labels(change: FamilyChange) -> str:
+    title = describe(change)
     if change.op == OP_UPDATE:
         names = []
         for name in change.changes or {}:
@@ -540,10 +560,10 @@ def field_labels(change: FamilyChange) -> str:
                 names.append(str(spec(change.entity, name).label))
             except KeyError:
                 continue
-        return f"{change.label} : {', '.join(names)}"
+        return _("%(title)s : %(fields)s", title=title, fields=", ".join(names))
     if change.op == OP_DELETE:
-        return _("%(label)s (suppression)", label=change.label)
-    return change.label
+        return _("%(label)s (suppression)", label=title)
+    return title
 
 
 def change_path(change: FamilyChange) -> str:

@@ -157,6 +157,23 @@ def test_a_refused_change_leaves_the_value_and_tells_the_motif(web, make_web, ma
     assert "refusé" in outbox.text(mail) and "Justificatif de domicile manquant" in outbox.text(mail)
 
 
+def test_the_decision_mail_speaks_the_familys_language(web, make_web, make_family, make_agent, outbox, inside):
+    fam = make_family("auray", children=[("Lou", "2019-05-01")])
+    agent = make_agent("auray")
+    inside("auray", lambda: setattr(db.session.get(User, fam["user_id"]), "locale", "en"))
+    web.login("auray", fam["email"])
+    web.post(f"/auray/famille/enfants/{fam['child_ids'][0]}/sante", dict(HEALTH_OK, allergies="Arachide"))
+    change = the_change(inside, "auray", entity="health")
+    staff = make_web()
+    staff.login("auray", agent["email"])
+    staff.post(f"/auray/admin/modifications/{change['id']}/decision", {"decision": "refuse", "motif": "Illisible"},
+               page=f"/auray/admin/modifications/{change['id']}")
+    (mail,) = [m for m in outbox.to(fam["email"]) if "family file" in m["Subject"]]
+    text = outbox.text(mail)
+    assert "The commune has refused the change to your family file" in text
+    assert "Lou Testfam — Health information: Allergies, PAI" in text and "Reason: Illisible" in text
+
+
 def test_new_child_and_contact_exist_only_once_accepted(web, make_web, make_family, make_agent, inside):
     fam = make_family("auray")
     agent = make_agent("auray")
@@ -276,7 +293,8 @@ def test_a_family_code_links_once_and_only_in_its_commune(web, make_web, make_fa
     res = other.post("/auray/famille/abonnements", {"code": "AUR-2001"})
     assert res.status_code == 200 and "Ce code abonné a déjà été utilisé" in page(res)
     assert inside("auray", lambda: db.session.get(User, second["user_id"]).family_id) == second["family_id"]
-    assert other.get(f"/auray/famille/enfants/{inside('auray', lambda: db.session.scalars(select(Child.id).where(Child.family_id == family_id)).one())}").status_code == 404
+    nolan = inside("auray", lambda: db.session.scalars(select(Child.id).where(Child.family_id == family_id)).one())
+    assert other.get(f"/auray/famille/enfants/{nolan}").status_code == 404
 
 
 def test_a_family_with_children_is_not_silently_dropped_by_a_code(web, make_family, inside):
@@ -411,6 +429,11 @@ def test_bad_input_gives_a_french_message_next_to_the_field_and_keeps_the_form(w
     html = page(web.post(path, dict(base, birth_date=future)))
     assert 'id="birth_date-err" role="alert">La date de naissance ne peut pas être dans le futur.' in html
     assert 'value="Loulou"' in html and 'value="École du Loch"' in html and f'value="{future}"' in html
+
+    # both errors at once, each next to its field
+    html = page(web.post(path, dict(base, birth_date=future, photo=(io.BytesIO(b"not an image"), "x.png"))))
+    assert "La date de naissance ne peut pas être dans le futur." in html
+    assert 'id="photo-err" role="alert">Le fichier n\'est pas une image JPEG ou PNG.' in html
 
     html = page(web.post(path, dict(base, birth_date="31/02/2019")))
     assert "Saisissez une date valide (jj/mm/aaaa)." in html

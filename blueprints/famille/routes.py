@@ -183,19 +183,19 @@ def child(child_id):
 def child_edit(child_id):
     member = _own_child(child_id)
     form = ChildWithPhotoForm(data=_to_form(ds.ENTITY_CHILD, _wanted(ds.ENTITY_CHILD, member)))
-    if form.validate_on_submit():
-        values = _from_form(ds.ENTITY_CHILD, form)
-        upload = form.photo.data
-        ok = True
-        if upload and getattr(upload, "filename", ""):
+    if form.is_submitted():
+        ok = form.validate()
+        upload, photo = form.photo.data, None
+        if upload and getattr(upload, "filename", ""):  # checked even when another field is wrong
             try:
-                data, ext = ds.check_photo(upload.stream.read(ds.PHOTO_MAX_BYTES + 1))
+                photo = ds.check_photo(upload.stream.read(ds.PHOTO_MAX_BYTES + 1))
             except ds.DossierError as err:
-                form.photo.errors = [err.message]
+                form.photo.errors = [*form.photo.errors, err.message]
                 ok = False
-            else:
-                values["photo"] = uploads.store(member.tenant_id, data, ext)
         if ok:
+            values = _from_form(ds.ENTITY_CHILD, form)
+            if photo is not None:
+                values["photo"] = uploads.store(member.tenant_id, *photo)
             change = ds.propose_update(family=member.family, user=current_user, entity=ds.ENTITY_CHILD,
                                        target=member, values=values)
             db.session.commit()
