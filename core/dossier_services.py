@@ -325,7 +325,7 @@ def _child_id_of(entity: str, target) -> int | None:
     return target.child_id
 
 
-def _entity_id_of(entity: str, target) -> int:
+def entity_id_of(entity: str, target) -> int:
     if entity in (ENTITY_HEALTH, ENTITY_AUTHORISATIONS):
         return target.child_id
     return target.id
@@ -433,7 +433,7 @@ def propose_update(*, family: Family, user: User, entity: str, target, values: d
     time are kept); a proposal equal to the current values withdraws the pending change.
     """
     _check_family(entity, target, family)
-    entity_id = _entity_id_of(entity, target)
+    entity_id = entity_id_of(entity, target)
     current = current_values(entity, target)
     diff = {}
     for f in FIELDS[entity]:

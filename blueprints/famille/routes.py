@@ -55,7 +55,7 @@ def _own_contact(child: Child, contact_id: int) -> ChildContact:
 def _wanted(entity: str, target) -> dict:
     """What the family last asked: current values with the pending ones laid over them."""
     values = ds.current_values(entity, target)
-    change = ds.pending_for(entity, ds._entity_id_of(entity, target))
+    change = ds.pending_for(entity, ds.entity_id_of(entity, target))
     if change is not None and change.op == OP_UPDATE:
         for name, value in (change.changes or {}).items():
             values[name] = value["new"]
