@@ -228,6 +228,8 @@ def authenticate(email: str, password: str) -> User:
         raise AccountError("invalid", _("Identifiant ou mot de passe incorrect."))
     if not check_password_hash(user.password_hash, password or ""):
         raise AccountError("invalid", _("Identifiant ou mot de passe incorrect."))
+    if not user.is_active:
+        raise AccountError("deactivated", _("Cet espace a été désactivé à la suite de votre demande de suppression."))
     if not user.is_activated:
         raise AccountError(
             "not_activated",
@@ -252,7 +254,7 @@ def resend_activation(email: str, *, links: Links, settings: Settings) -> None:
 def request_password_reset(email: str, *, links: Links, settings: Settings) -> None:
     """Mails a reset link if the account exists; says nothing either way (no account probing)."""
     user = find_user_by_email(email)
-    if user is None:
+    if user is None or not user.is_active:
         return
     if not user.is_activated:
         resend_activation(email, links=links, settings=settings)

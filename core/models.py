@@ -71,6 +71,7 @@ class User(UserMixin, TenantScoped, db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
     previous_login_at: Mapped[datetime | None]
+    deactivated_at: Mapped[datetime | None]  # account deletion asked: no login any more
 
     tenant: Mapped[Tenant] = relationship()
     family: Mapped[Family | None] = relationship(back_populates="members")
@@ -81,6 +82,10 @@ class User(UserMixin, TenantScoped, db.Model):
     @property
     def is_activated(self) -> bool:
         return self.activated_at is not None
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: an inactive user is never authenticated
+        return self.deactivated_at is None
 
     @property
     def is_agent(self) -> bool:
@@ -448,3 +453,6 @@ class CartItem(TenantScoped, db.Model):
     cart: Mapped[Cart] = relationship(back_populates="items")
     child: Mapped[Child] = relationship()
     slot: Mapped[Slot] = relationship()
+
+
+from core.dossier import *  # noqa: E402,F401,F403  (the family file's models)

@@ -30,6 +30,10 @@ SUBJECTS = {
     "demande_received": _l("Nous avons bien reçu votre demande"),
     "demande_decided": _l("Votre demande a été traitée"),
     "waitlist_promoted": _l("Une place s'est libérée"),
+    "family_change_decided": _l("Modification de votre dossier famille"),
+    "coparent_invitation": _l("Invitation à rejoindre un dossier famille"),
+    "email_change_confirm": _l("Confirmez votre nouvelle adresse e-mail"),
+    "email_changed_notice": _l("Votre adresse de connexion a été modifiée"),
 }
 
 

@@ -4,4 +4,5 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/<tenant>/admin")
 
+import blueprints.admin.dossiers  # noqa: E402,F401  (family files)
 from blueprints.admin import routes  # noqa: E402,F401
