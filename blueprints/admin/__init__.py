@@ -5,3 +5,5 @@ from flask import Blueprint
 bp = Blueprint("admin", __name__, url_prefix="/<tenant>/admin")
 
 from blueprints.admin import routes  # noqa: E402,F401
+
+from blueprints.admin import mails  # noqa: E402,F401  # isort: skip
