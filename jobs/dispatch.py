@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app, has_app_context
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
@@ -70,11 +70,11 @@ def dispatch(ids: list[tuple[int, int]]) -> int:
             log.warning("mail %s (and %d after it): Redis unreachable, left for the sweep",
                         mail_id, len(ids) - position - 1)
             return position
+        # SKIP LOCKED: a worker already sending it holds the row; never wait for its SMTP server.
+        table = OutboxMail.__table__
+        free = (select(table.c.id).where(table.c.id == mail_id, table.c.status.in_((MAIL_PENDING, MAIL_QUEUED)))
+                .with_for_update(skip_locked=True))
         with db.engine.begin() as conn:
-            conn.execute(
-                update(OutboxMail.__table__)
-                .where(OutboxMail.__table__.c.id == mail_id,
-                       OutboxMail.__table__.c.status.in_((MAIL_PENDING, MAIL_QUEUED)))
-                .values(status=MAIL_QUEUED, queued_at=utcnow())
-            )
+            conn.execute(update(table).where(table.c.id.in_(free.scalar_subquery()))
+                         .values(status=MAIL_QUEUED, queued_at=utcnow()))
     return len(ids)

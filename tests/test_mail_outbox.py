@@ -227,3 +227,25 @@ def test_backoff_grows_then_repeats_its_last_step(ctx, monkeypatch):
 
     monkeypatch.setitem(current_app.config, "MAIL_RETRY_DELAYS", (60, 300, 900))
     assert [retry_delay(n) for n in (1, 2, 3, 4, 9)] == [60, 300, 900, 900, 900]
+
+
+def test_flask_workers_rq_worker_sweeps_once_per_interval(ctx, monkeypatch):
+    from fakeredis import FakeStrictRedis
+    from rq import Queue
+
+    import jobs.worker
+
+    sweeps, clock = [], [1000.0]
+    monkeypatch.setattr("jobs.mail.sweep", lambda: sweeps.append(clock[0]) or 0)
+    monkeypatch.setattr(jobs.worker, "monotonic", lambda: clock[0])
+    conn = FakeStrictRedis()
+    worker = jobs.worker.SweepingWorker([Queue("t", connection=conn)], connection=conn, sweep_interval=60)
+    assert worker.dequeue_timeout == 60  # waiting for jobs never outlasts the sweep interval
+    assert worker.should_run_maintenance_tasks
+    worker.run_maintenance_tasks()
+    clock[0] += 59
+    assert not worker.should_run_maintenance_tasks
+    clock[0] += 1
+    assert worker.should_run_maintenance_tasks
+    worker.run_maintenance_tasks()
+    assert sweeps == [1000.0, 1060.0]

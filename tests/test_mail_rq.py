@@ -294,3 +294,37 @@ def test_the_same_mail_queued_several_times_and_two_workers_send_one_mail(web, s
         assert worker.returncode == 0, output[-3000:]
     assert len(services.sink.to("double@exemple.test")) == 1
     assert [(r["status"], r["attempts"]) for r in rows(app)] == [(MAIL_SENT, 1)]
+
+
+def test_a_retry_waits_in_rqs_scheduler_and_the_sweep_takes_it_if_the_scheduler_lost_it(
+        web, services, app, monkeypatch):
+    from datetime import UTC
+
+    from rq.registry import ScheduledJobRegistry
+    from sqlalchemy import update
+
+    services.sink.refuse = True
+    register(web, "plus-tard@exemple.test")
+    services.flask_worker(MAIL_RETRY_DELAYS="300,900")
+    with app.app_context(), unscoped():
+        mail = db.session.scalars(select(OutboxMail)).one()
+        state = (mail.status, mail.attempts, mail.next_attempt_at, mail.created_at)
+        db.session.remove()
+    status, attempts, next_attempt_at, created_at = state
+    assert (status, attempts) == (MAIL_QUEUED, 1)
+    assert (next_attempt_at - created_at).total_seconds() >= 300  # the first step of the backoff
+    registry = ScheduledJobRegistry(queue=services.queue())
+    (job_id,) = registry.get_job_ids()
+    assert registry.get_scheduled_time(job_id).replace(tzinfo=UTC).timestamp() == pytest.approx(
+        next_attempt_at.replace(tzinfo=UTC).timestamp(), abs=1)
+
+    # Redis lost it (restarted, nothing on disk); once it is due, the sweep queues the mail again
+    registry.remove(job_id)
+    services.sink.refuse = False
+    assert flush(app) == 0  # not due yet
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(update(OutboxMail.__table__).values(next_attempt_at=created_at))
+    assert flush(app) == 1
+    services.rq_worker()
+    assert len(services.sink.to("plus-tard@exemple.test")) == 1
+    assert [(r["status"], r["attempts"]) for r in rows(app)] == [(MAIL_SENT, 2)]
