@@ -114,6 +114,7 @@ def test_renvoyer_needs_a_failed_mail_of_this_commune_an_agent_and_the_csrf_toke
     page = "/auray/admin/mails"
     assert agent.post(f"/auray/admin/mails/{loubes_mail['id']}/renvoyer", page=page).status_code == 404
     assert agent.post("/auray/admin/mails/999999/renvoyer", page=page).status_code == 404
+    assert agent.post("/auray/admin/mails/99999999999999999999999/renvoyer", page=page).status_code == 404
     assert agent.post(f"/auray/admin/mails/{auray_mail['id']}/renvoyer", csrf=False).status_code == 400
     assert "b@exemple.test" not in agent.get(page).get_data(as_text=True)
 
@@ -159,6 +160,8 @@ def test_a_family_page_lists_that_familys_mails_only(web, make_web, make_agent, 
     found = agent.get("/auray/admin/mails?q=" + mine["email"]).get_data(as_text=True)
     assert mine["email"] in found and other["email"] not in found
     assert agent.get("/auray/admin/mails?statut=nimportequoi&page=abc").status_code == 200
+    assert agent.get("/auray/admin/mails?page=99999999999999999999999").status_code == 200
+    assert agent.get("/auray/admin/familles/99999999999999999999999/mails").status_code == 404
 
 
 def test_the_sweep_sends_what_was_never_queued_or_is_stuck_and_leaves_the_rest(web, make_web, smtp, app):
