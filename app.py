@@ -96,13 +96,19 @@ def _init_login(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from blueprints.admin import bp as admin_bp
     from blueprints.auth import bp as auth_bp
+    from blueprints.demandes import bp as demandes_bp
     from blueprints.famille import bp as famille_bp
+    from blueprints.inscriptions import bp as inscriptions_bp
     from blueprints.public import bp as public_bp
+    from blueprints.reservations import bp as reservations_bp
 
     app.register_blueprint(public_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(famille_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(reservations_bp)
+    app.register_blueprint(inscriptions_bp)
+    app.register_blueprint(demandes_bp)
 
 
 def _register_errors(app: Flask) -> None:
@@ -160,6 +166,35 @@ def _register_template_helpers(app: Flask) -> None:
     @app.template_filter("date_text")
     def date_text(value):
         return format_date(value, "d MMMM yyyy") if value else ""
+
+    @app.template_filter("datetime_local")
+    def datetime_local(value, fmt="dd/MM/yyyy HH:mm"):
+        """A naive UTC timestamp shown in the commune's time zone (Europe/Paris)."""
+        from datetime import UTC
+
+        from flask_babel import format_datetime
+
+        if not value:
+            return ""
+        return format_datetime(value.replace(tzinfo=UTC), fmt)
+
+    @app.template_filter("date_dm")
+    def date_dm(value):
+        return format_date(value, "dd/MM") if value else ""
+
+    @app.template_filter("weekday_name")
+    def weekday_name(value):
+        return format_date(value, "EEEE") if value else ""
+
+    @app.template_filter("month_label")
+    def month_label(value):
+        return format_date(value, "LLLL yyyy").capitalize() if value else ""
+
+    @app.template_filter("closed_label")
+    def closed_label(code):
+        from core.booking import REASONS
+
+        return str(REASONS.get(code, ""))
 
     @app.template_filter("isodate")
     def isodate(value):

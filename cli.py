@@ -36,13 +36,35 @@ def sync_tenants(update: bool = False) -> list[str]:
     return done
 
 
+def load_tenant_activities(tenant, folder) -> list:
+    """The commune folder's activities.toml (inside the commune's scope)."""
+    from core.activity_config import load_activities
+
+    path = folder.path / "activities.toml"
+    if not path.is_file():
+        return []
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    return load_activities(data, zone=tenant.setting("zone_vacances", default="A"))
+
+
 def load_demo_data() -> list[str]:
     """Invented families, agents and children for each commune folder's demo.toml."""
     from datetime import date
 
     from core.accounts import hash_password, normalize_email
     from core.clock import utcnow
-    from core.models import ROLE_AGENT, ROLE_PARENT, Child, Family, SupportUser, User
+    from core.models import (
+        INSCRIPTION_ACCEPTED,
+        ROLE_AGENT,
+        ROLE_PARENT,
+        Activity,
+        Child,
+        Family,
+        Inscription,
+        SupportUser,
+        User,
+    )
     from tenants.context import tenant_scope
     from tenants.models import Tenant
     from tenants.registry import discover
@@ -57,6 +79,8 @@ def load_demo_data() -> list[str]:
             demo = tomllib.load(fh)
         tenant = db.session.scalars(select(Tenant).where(Tenant.slug == folder.slug)).one()
         with tenant_scope(tenant.id):
+            acts = load_tenant_activities(tenant, folder)
+            report.extend(f"  {folder.slug}: activité {a.code}" for a in acts)
             for agent in demo.get("agents", []):
                 email = normalize_email(agent["email"])
                 if db.session.scalars(select(User).where(User.email == email)).first():
@@ -71,10 +95,14 @@ def load_demo_data() -> list[str]:
                 db.session.add(family)
                 for child in fam.get("children", []):
                     birth = child["birth_date"]
-                    family.children.append(Child(
-                        tenant_id=tenant.id, first_name=child["first_name"], last_name=child["last_name"],
-                        birth_date=birth if isinstance(birth, date) else date.fromisoformat(birth),
-                        school=child.get("school"), class_name=child.get("class_name")))
+                    kid = Child(tenant_id=tenant.id, first_name=child["first_name"], last_name=child["last_name"],
+                                birth_date=birth if isinstance(birth, date) else date.fromisoformat(birth),
+                                school=child.get("school"), class_name=child.get("class_name"))
+                    family.children.append(kid)
+                    for code in child.get("inscriptions", []):
+                        activity = db.session.scalars(select(Activity).where(Activity.code == code)).one()
+                        db.session.add(Inscription(tenant_id=tenant.id, child=kid, activity_id=activity.id,
+                                                   status=INSCRIPTION_ACCEPTED, decided_at=now))
                 for parent in fam.get("parents", []):
                     email = normalize_email(parent["email"])
                     db.session.add(User(email=email, first_name=parent["first_name"],
@@ -89,6 +117,24 @@ def load_demo_data() -> list[str]:
     return report
 
 
+def fill_french_plurals() -> None:
+    """French is the source language; its catalogue only carries the plural forms, so that
+    "0 modification" follows the French rule (n > 1) instead of the English one."""
+    from babel.messages.pofile import read_po, write_po
+
+    path = ROOT / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
+    with open(path, "rb") as fh:
+        catalog = read_po(fh, locale="fr")
+    for message in catalog:
+        if message.id and isinstance(message.id, tuple):
+            message.string = (message.id[0], message.id[1])
+        elif message.id:
+            message.string = ""
+        message.flags.discard("fuzzy")
+    with open(path, "wb") as fh:
+        write_po(fh, catalog, width=76)
+
+
 def register(app) -> None:
     @app.cli.group()
     def tenants():
@@ -99,6 +145,23 @@ def register(app) -> None:
     def tenants_sync(update):
         for line in sync_tenants(update) or ["(rien à faire)"]:
             click.echo(line)
+
+    @tenants.command("activities")
+    @click.argument("slug")
+    def tenants_activities(slug):
+        """(Re)load a commune's activities.toml: creates or updates activities and their slots."""
+        from tenants.context import tenant_scope
+        from tenants.models import Tenant
+        from tenants.registry import discover
+
+        folder = next((f for f in discover(current_app.config["TENANTS_DIR"]) if f.slug == slug), None)
+        tenant = db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
+        if folder is None or tenant is None:
+            raise click.ClickException(f"Commune inconnue : {slug} (lancez d'abord `flask tenants sync`)")
+        with tenant_scope(tenant.id):
+            for activity in load_tenant_activities(tenant, folder):
+                click.echo(f"{activity.code}\t{activity.name}")
+            db.session.commit()
 
     @tenants.command("list")
     def tenants_list():
@@ -186,8 +249,9 @@ def register(app) -> None:
     @translate.command("update")
     def translate_update():
         _pybabel("extract", "-F", "babel.cfg", "-k", "_l", "-o", "translations/messages.pot",
-                "app.py", "cli.py", "core", "blueprints", "tenants", "jobs", "templates")
+                 "app.py", "cli.py", "core", "blueprints", "tenants", "jobs", "templates")
         _pybabel("update", "-i", "translations/messages.pot", "-d", "translations", "--no-fuzzy-matching")
+        fill_french_plurals()
 
     @translate.command("compile")
     def translate_compile():
@@ -205,6 +269,24 @@ def register(app) -> None:
             raise click.ClickException("REDIS_URL n'est pas défini : les mails partent en ligne, sans worker.")
         SweepingWorker([queue], connection=queue.connection,
                        sweep_interval=current_app.config["MAIL_SWEEP_INTERVAL"]).work(burst=burst, with_scheduler=True)
+
+    @app.cli.group()
+    def reservations():
+        """The reservation core's periodic work."""
+
+    @reservations.command("expire-holds")
+    def reservations_expire_holds():
+        """Release the places held by démarches abandoned past their time (run every minute)."""
+        from core.booking import expire_abandoned_carts
+        from tenants.context import tenant_scope
+        from tenants.models import Tenant
+
+        total = 0
+        for tenant in db.session.scalars(select(Tenant)).all():
+            with tenant_scope(tenant.id):
+                total += expire_abandoned_carts()
+                db.session.commit()
+        click.echo(f"{total} démarche(s) expirée(s).")
 
     @app.cli.group()
     def mail():

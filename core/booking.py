@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core import calendar as cal
 from core.clock import utcnow
@@ -304,6 +304,9 @@ def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: 
     ctx.reservations, ctx.items, ctx.busy, ctx.inscribed = fresh.reservations, fresh.items, fresh.busy, fresh.inscribed
     activity_hold = {a.id: a.hold_minutes for a in ctx.activities.values()}
     touch(cart, max(activity_hold.values() or [20]))
+    # every action keeps the démarche's earlier holds alive as long as the démarche itself
+    db.session.execute(update(Reservation).where(Reservation.cart_id == cart.id, Reservation.status == RES_HELD)
+                       .values(held_until=cart.expires_at))
     results = {}
     for child_id, slot_id, want in wishes:
         results[(child_id, slot_id)] = _apply(ctx, child_id, slot_id, want, waitlist=waitlist)

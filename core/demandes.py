@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from core.booking import BookingError, _release, describe_slot, promote_waitlist, slot_dates
+from core.booking import _release, describe_slot, promote_waitlist, slot_dates
 from core.clock import utcnow
 from core.locking import lock, lock_one
 from core.mail import queue_mail

@@ -254,3 +254,63 @@ class Outbox:
 @pytest.fixture
 def outbox(outbox_dir):
     return Outbox(outbox_dir)
+
+
+# ------------------------------------------------------------------ activities
+
+def days_from_today(n: int):
+    from datetime import timedelta
+
+    from core.calendar import now_local
+
+    return now_local().date() + timedelta(days=n)
+
+
+UNITS_SPEC = {
+    "code": "kids", "name": "Accueil de loisirs Kids", "kind": "units", "season": "2026/2027",
+    "structure": "Accueil de Loisirs Arlequin", "ages": [3, 7], "validation": "commune",
+    "calendar": {"weekdays": [0, 1, 2, 3, 4, 5, 6], "public_holidays": "open"},
+    "units": [{"code": "matin", "label": "Matin", "capacity": 2}, {"code": "repas", "label": "Repas", "capacity": 2},
+              {"code": "apres_midi", "label": "Après-midi", "capacity": 2}],
+}
+
+
+@pytest.fixture
+def make_activity(app, tenants):
+    """make_activity("auray", starts_in=10, days=5, **spec overrides) -> dict(id=..., slots={(unit|title, iso): id})."""
+    from core.activity_config import upsert_activity
+    from core.models import Slot
+    from tenants.context import tenant_scope
+
+    def factory(slug="auray", *, starts_in=10, days=5, **overrides):
+        spec = dict(UNITS_SPEC)
+        spec["starts_on"] = days_from_today(starts_in)
+        spec["ends_on"] = days_from_today(starts_in + days - 1)
+        spec.update(overrides)
+        with app.app_context(), tenant_scope(tenants[slug]):
+            activity = upsert_activity(spec, zone="A")
+            db.session.commit()
+            slots = {}
+            for slot in db.session.scalars(select(Slot).where(Slot.activity_id == activity.id)):
+                key = slot.unit.code if slot.unit_id else slot.title
+                slots[(key, slot.day.isoformat())] = slot.id
+            out = {"id": activity.id, "slots": slots, "tenant_id": tenants[slug], "slug": slug}
+            db.session.remove()
+        return out
+
+    return factory
+
+
+@pytest.fixture
+def inscribe(app):
+    from core.models import INSCRIPTION_ACCEPTED, Inscription
+    from tenants.context import tenant_scope
+
+    def factory(activity, child_ids, status=INSCRIPTION_ACCEPTED):
+        with app.app_context(), tenant_scope(activity["tenant_id"]):
+            for child_id in child_ids:
+                db.session.add(Inscription(child_id=child_id, activity_id=activity["id"], status=status))
+            db.session.commit()
+            db.session.remove()
+
+    return factory

@@ -1,0 +1,92 @@
+from flask import redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from blueprints.inscriptions import bp
+from blueprints.links import WebLinks
+from core import calendar as cal
+from core.demandes import DemandeError, create_inscription_demande
+from core.locking import Busy
+from core.models import INSCRIPTION_ACCEPTED, INSCRIPTION_PENDING, ROLE_PARENT, Activity, Child, Inscription
+from extensions import db
+from tenants.scoping import get_or_404
+from tenants.web import role_required
+
+
+def _children() -> list[Child]:
+    if current_user.family_id is None:
+        return []
+    return db.session.scalars(select(Child).where(Child.family_id == current_user.family_id)
+                              .order_by(Child.birth_date)).all()
+
+
+def _status_word(ins: Inscription, today) -> str:
+    if ins.status == INSCRIPTION_ACCEPTED and ins.activity.ends_on < today:
+        return "terminee"
+    return {"pending": "demande_en_cours", "accepted": "reservation_possible", "refused": "refusee"}[ins.status]
+
+
+@bp.get("/")
+@role_required(ROLE_PARENT)
+def index():
+    children = _children()
+    rows = db.session.scalars(select(Inscription).where(Inscription.child_id.in_([c.id for c in children] or [0]))
+                              .order_by(Inscription.created_at.desc())).all()
+    today = cal.now_local().date()
+    return render_template("inscriptions/index.html", rows=[(ins, _status_word(ins, today)) for ins in rows])
+
+
+@bp.route("/nouvelle", methods=["GET", "POST"])
+@role_required(ROLE_PARENT)
+def new():
+    """"Créer une inscription": the activities open for inscription, several children at once."""
+    children = _children()
+    activities = db.session.scalars(select(Activity).where(Activity.inscription_open.is_(True),
+                                                           Activity.archived.is_(False))
+                                    .order_by(Activity.position, Activity.name)).all()
+    existing = {(i.child_id, i.activity_id): i.status for i in db.session.scalars(select(Inscription).where(
+        Inscription.child_id.in_([c.id for c in children] or [0])))}
+
+    def eligible(activity, child):
+        age = child.age_on(max(activity.starts_on, cal.now_local().date()))
+        return ((activity.age_min is None or age >= activity.age_min - 1)
+                and (activity.age_max is None or age <= activity.age_max)
+                and existing.get((child.id, activity.id)) not in (INSCRIPTION_PENDING, INSCRIPTION_ACCEPTED))
+
+    errors = {}
+    if request.method == "POST":
+        activity = get_or_404(db.session, Activity, request.form.get("activite", type=int))
+        chosen = [c for c in children if str(c.id) in request.form.getlist("enfants")]
+        if not chosen:
+            errors[activity.id] = _("Choisissez au moins un enfant.")
+        elif not all(eligible(activity, c) for c in chosen):
+            errors[activity.id] = _("Cette activité n'est pas ouverte à l'un des enfants choisis (âge ou inscription déjà faite).")
+        else:
+            try:
+                demande = create_inscription_demande(user=current_user, family=current_user.family,
+                                                     activity=activity, children=chosen, links=WebLinks())
+                db.session.commit()
+            except DemandeError as err:
+                db.session.rollback()
+                errors[activity.id] = err.message
+            except Busy:
+                db.session.rollback()
+                errors[activity.id] = _("Réessayez dans un instant.")
+            else:
+                return redirect(url_for("demandes.show", number=demande.number, nouvelle=1), code=303)
+    eligible_ids = {a.id: [c.id for c in children if eligible(a, c)] for a in activities}
+    return render_template("inscriptions/new.html", activities=activities, children=children, eligible=eligible,
+                           eligible_ids=eligible_ids, existing=existing, errors=errors)
+
+
+@bp.app_template_filter("inscription_label")
+def inscription_label(word: str) -> str:
+    return {
+        "demande_en_cours": _("Demande en cours"),
+        "reservation_possible": _("Réservation possible"),
+        "refusee": _("Refusée"),
+        "terminee": _("Terminée"),
+    }.get(word, word)
+
+

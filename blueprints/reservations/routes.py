@@ -1,0 +1,458 @@
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from blueprints.links import WebLinks
+from blueprints.reservations import bp
+from blueprints.reservations import planning as pl
+from core import booking
+from core import calendar as cal
+from core.booking import BookingError
+from core.demandes import DemandeError, submit_cart
+from core.locking import Busy
+from core.models import (
+    INSCRIPTION_ACCEPTED,
+    KIND_UNITS,
+    ROLE_PARENT,
+    Activity,
+    Cart,
+    CartItem,
+    Child,
+    Demande,
+    Inscription,
+    Slot,
+)
+from extensions import db
+from tenants.scoping import get_or_404
+from tenants.web import current_tenant, role_required
+
+RETRY = "Réessayez dans un instant."
+
+
+def _zone() -> str:
+    return current_tenant().setting("zone_vacances", default="A")
+
+
+def _family_children() -> list[Child]:
+    if current_user.family_id is None:
+        return []
+    return db.session.scalars(select(Child).where(Child.family_id == current_user.family_id)
+                              .order_by(Child.birth_date)).all()
+
+
+def _load_cart(cart_id: int, *, must_be_open: bool = True) -> Cart:
+    cart = get_or_404(db.session, Cart, cart_id)
+    if cart.family_id != current_user.family_id:
+        abort(404)
+    if must_be_open and not booking.cart_is_open(cart):
+        if cart.status == "open":  # abandoned too long: release its holds now
+            booking.cancel_cart(cart)
+            cart.status = "expired"
+            db.session.commit()
+        flash(_("Le temps de votre démarche est écoulé : les places retenues ont été libérées. Recommencez la démarche."),
+              "error")
+        abort(redirect(url_for("reservations.index")))
+    return cart
+
+
+def _cart_scope(cart: Cart):
+    activities = db.session.scalars(select(Activity).where(Activity.id.in_(cart.activity_ids))
+                                    .order_by(Activity.position, Activity.id)).all()
+    children = db.session.scalars(select(Child).where(Child.id.in_(cart.child_ids),
+                                                      Child.family_id == cart.family_id)
+                                  .order_by(Child.birth_date)).all()
+    return activities, children
+
+
+def _is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+# ---------------------------------------------------------------- "Modifier les réservations"
+
+@bp.get("/reservations")
+@role_required(ROLE_PARENT)
+def index():
+    """The table Personne / Activité / Détails / Date with ▶ (accepted inscriptions)."""
+    children = _family_children()
+    rows = []
+    if children:
+        rows = db.session.execute(
+            select(Inscription, Child, Activity).join(Child, Inscription.child_id == Child.id)
+            .join(Activity, Inscription.activity_id == Activity.id)
+            .where(Inscription.child_id.in_([c.id for c in children]), Inscription.status == INSCRIPTION_ACCEPTED,
+                   Activity.archived.is_(False))
+            .order_by(Child.birth_date, Activity.position, Activity.name)).all()
+    return render_template("reservations/index.html", rows=rows, has_children=bool(children))
+
+
+@bp.route("/reservations/<int:activity_id>", methods=["GET", "POST"])
+@role_required(ROLE_PARENT)
+def step1(activity_id):
+    """1 - Choix des personnes (several children, and other activities to do at the same time)."""
+    activity = get_or_404(db.session, Activity, activity_id)
+    children = _family_children()
+    child_ids = [c.id for c in children]
+    inscriptions = db.session.scalars(select(Inscription).where(
+        Inscription.child_id.in_(child_ids or [0]), Inscription.status == INSCRIPTION_ACCEPTED)).all()
+    by_activity: dict[int, set[int]] = {}
+    for ins in inscriptions:
+        by_activity.setdefault(ins.activity_id, set()).add(ins.child_id)
+    if activity.id not in by_activity:
+        flash(_("Aucun de vos enfants n'a d'inscription validée à cette activité : commencez par « Créer une inscription »."),
+              "error")
+        return redirect(url_for("reservations.index"))
+    others = db.session.scalars(select(Activity).where(Activity.id.in_(list(by_activity)), Activity.id != activity.id,
+                                                       Activity.archived.is_(False))
+                                .order_by(Activity.position, Activity.name)).all()
+    error = None
+    if request.method == "POST":
+        chosen_children = {int(x) for x in request.form.getlist("enfants") if x.isdigit()}
+        chosen_acts = {activity.id} | {int(x) for x in request.form.getlist("activites") if x.isdigit()}
+        allowed_acts = {a for a in chosen_acts if a in by_activity}
+        allowed_children = {c for c in chosen_children if any(c in by_activity[a] for a in allowed_acts)}
+        if not allowed_children:
+            error = _("Choisissez au moins une personne.")
+        else:
+            acts = db.session.scalars(select(Activity).where(Activity.id.in_(allowed_acts))).all()
+            cart = booking.open_cart(user=current_user, family=current_user.family, activity_ids=list(allowed_acts),
+                                     child_ids=list(allowed_children),
+                                     hold_minutes=max(a.hold_minutes for a in acts))
+            db.session.commit()
+            return redirect(url_for("reservations.planning", cart_id=cart.id, activite=activity.id))
+    preselected = by_activity[activity.id]
+    return render_template("reservations/step1.html", activity=activity, children=children, by_activity=by_activity,
+                           others=others, preselected=preselected, error=error)
+
+
+# ---------------------------------------------------------------- step 2: the planning
+
+def _planning_args(cart: Cart, activities):
+    activity_id = request.values.get("activite", type=int)
+    activity = next((a for a in activities if a.id == activity_id), activities[0])
+    view = request.values.get("vue", "semaine")
+    view = view if view in pl.VIEWS else "semaine"
+    anchor = pl.parse_date(request.values.get("date"))
+    if anchor is None or not (activity.starts_on - timedelta(days=366) <= anchor <= activity.ends_on + timedelta(days=366)):
+        anchor = pl.first_bookable_day(activity, cal.now_local().date())
+    filters = pl.Filters(
+        themes=set(request.values.getlist("theme")),
+        time_slots=set(request.values.getlist("creneau")),
+        disciplines=set(request.values.getlist("discipline")),
+        age=request.values.get("age", type=int),
+    )
+    return activity, view, anchor, filters
+
+
+def _render_planning(cart: Cart, status: int = 200):
+    activities, children = _cart_scope(cart)
+    if not activities or not children:
+        abort(404)
+    activity, view, anchor, filters = _planning_args(cart, activities)
+    plan = pl.build(cart, activities, activity, children, view=view, anchor=anchor, zone=_zone(), filters=filters)
+    count = db.session.scalar(select(db.func.count(CartItem.id)).where(CartItem.cart_id == cart.id))
+    template = "reservations/_planning_body.html" if _is_htmx() and request.method == "GET" else "reservations/planning.html"
+    return render_template(template, cart=cart, plan=plan, count=count), status
+
+
+@bp.get("/demarches/<int:cart_id>/planning")
+@role_required(ROLE_PARENT)
+def planning(cart_id):
+    cart = _load_cart(cart_id)
+    return _render_planning(cart)
+
+
+def _context_for(cart: Cart, slot_ids: set[int]):
+    activities, children = _cart_scope(cart)
+    slots = db.session.scalars(select(Slot).where(Slot.id.in_(slot_ids or {0}),
+                                                  Slot.activity_id.in_(cart.activity_ids))).all()
+    if len(slots) != len(slot_ids):
+        abort(404)
+    return booking.Context.load(cart=cart, activities=activities, children=children, slots=slots, zone=_zone())
+
+
+def _summarise(cells: dict, *, want: bool) -> None:
+    states = [c.state for c in cells.values()]
+    ok = sum(1 for s in states if (s in booking.CHECKED_STATES) == want or s in (booking.WAITLIST, booking.CANCEL))
+    refused = len(states) - ok
+    if want:
+        flash(ngettext("%(num)d case cochée.", "%(num)d cases cochées.", ok), "success")
+    else:
+        flash(ngettext("%(num)d case décochée.", "%(num)d cases décochées.", ok), "success")
+    if refused:
+        reasons = sorted({c.message for c in cells.values() if c.reason})
+        flash(" ".join([ngettext("%(num)d case n'a pas pu être modifiée.", "%(num)d cases n'ont pas pu être modifiées.",
+                                 refused), *reasons]), "error")
+
+
+@bp.post("/demarches/<int:cart_id>/choix")
+@role_required(ROLE_PARENT)
+def choose(cart_id):
+    """One tick: the desired state of one cell (htmx answers the cell; without JS, back to the planning)."""
+    cart = _load_cart(cart_id)
+    child_id = request.form.get("child", type=int)
+    slot_id = request.form.get("slot", type=int)
+    if child_id is None or slot_id is None or child_id not in cart.child_ids:
+        abort(404)
+    want = request.form.get(f"c-{child_id}-{slot_id}") == "1" or request.form.get("want") == "1"
+    waitlist = request.form.get("waitlist") == "1"
+    ctx = _context_for(cart, {slot_id})
+    message = None
+    try:
+        cells = booking.set_choices(ctx, [(child_id, slot_id, want)], waitlist=waitlist)
+        db.session.commit()
+        cell = cells[(child_id, slot_id)]
+    except Busy:
+        db.session.rollback()
+        ctx = _context_for(cart, {slot_id})
+        cell, message = ctx.cell(child_id, slot_id), _(RETRY)
+    except BookingError as err:
+        db.session.rollback()
+        cell, message = ctx.cell(child_id, slot_id), err.message
+    if not _is_htmx():
+        if message or cell.reason:
+            flash(message or cell.message, "error")
+        return redirect(request.form.get("back") or url_for("reservations.planning", cart_id=cart.id), code=303)
+    activity = ctx.activities[ctx.slots[slot_id].activity_id]
+    slot = ctx.slots[slot_id]
+    count = db.session.scalar(select(db.func.count(CartItem.id)).where(CartItem.cart_id == cart.id))
+    return render_template("reservations/_tick.html", cart=cart, cell=cell, child=ctx.children[child_id], slot=slot,
+                           activity=activity, remaining=max(0, booking.online_remaining(activity, slot)),
+                           count=count, message=message, children=list(ctx.children.values()), ctx=ctx)
+
+
+@bp.post("/demarches/<int:cart_id>/planning")
+@role_required(ROLE_PARENT)
+def planning_submit(cart_id):
+    """Without JavaScript: the whole grid is a form; apply the desired state of every shown cell."""
+    cart = _load_cart(cart_id)
+    shown = []
+    for key in request.form.getlist("shown"):
+        try:
+            child_id, slot_id = (int(x) for x in key.split("-"))
+        except ValueError:
+            abort(400)
+        shown.append((child_id, slot_id))
+    if shown:
+        if not {c for c, _s in shown} <= set(cart.child_ids):
+            abort(404)
+        ctx = _context_for(cart, {s for _c, s in shown})
+        wishes = []
+        for child_id, slot_id in shown:
+            want = request.form.get(f"c-{child_id}-{slot_id}") == "1"
+            if ctx.cell(child_id, slot_id).checked != want:
+                wishes.append((child_id, slot_id, want))
+        if wishes:
+            try:
+                booking.set_choices(ctx, wishes)
+                db.session.commit()
+            except Busy:
+                db.session.rollback()
+                flash(_(RETRY), "error")
+                return redirect(url_for("reservations.planning", cart_id=cart.id))
+            except BookingError as err:
+                db.session.rollback()
+                flash(err.message, "error")
+    if request.form.get("go") == "recap":
+        return redirect(url_for("reservations.recap", cart_id=cart.id), code=303)
+    args = {k: v for k, v in request.form.items() if k in ("activite", "vue", "date")}
+    return redirect(url_for("reservations.planning", cart_id=cart.id, **args), code=303)
+
+
+def _bulk(cart: Cart, slots: list, child_ids: list[int], want: bool):
+    ctx = _context_for(cart, {s.id for s in slots}) if slots else None
+    if ctx is None:
+        flash(_("Aucune case ne correspond à ce choix."), "error")
+        return
+    wishes = [(c, s.id, want) for s in slots for c in child_ids]
+    try:
+        cells = booking.set_choices(ctx, wishes)
+        db.session.commit()
+    except Busy:
+        db.session.rollback()
+        flash(_(RETRY), "error")
+        return
+    except BookingError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+        return
+    _summarise(cells, want=want)
+
+
+@bp.post("/demarches/<int:cart_id>/tout")
+@role_required(ROLE_PARENT)
+def toggle_all(cart_id):
+    """"Tout cocher / Tout décocher" the units of the days shown."""
+    cart = _load_cart(cart_id)
+    activities, _children = _cart_scope(cart)
+    activity, view, anchor, _f = _planning_args(cart, activities)
+    start, end, _weeks = pl.date_range(view, anchor)
+    want = request.form.get("want") == "1"
+    slots = []
+    if activity.kind == KIND_UNITS:
+        slots = db.session.scalars(select(Slot).where(Slot.activity_id == activity.id, Slot.day >= start,
+                                                      Slot.day <= end)).all()
+    _bulk(cart, slots, cart.child_ids, want)
+    return redirect(url_for("reservations.planning", cart_id=cart.id, activite=activity.id, vue=view,
+                            date=anchor.isoformat()), code=303)
+
+
+@bp.post("/demarches/<int:cart_id>/periodicite")
+@role_required(ROLE_PARENT)
+def periodicity(cart_id):
+    """"Appliquer une périodicité": these weekdays and units, from one date to another."""
+    cart = _load_cart(cart_id)
+    activities, _children = _cart_scope(cart)
+    activity, view, anchor, _f = _planning_args(cart, activities)
+    start, end = pl.parse_date(request.form.get("du")), pl.parse_date(request.form.get("au"))
+    weekdays = {int(x) for x in request.form.getlist("jours") if x.isdigit() and 0 <= int(x) <= 6}
+    units = set(request.form.getlist("unites"))
+    children = list(cart.child_ids)
+    if request.form.getlist("enfants"):
+        children = [int(x) for x in request.form.getlist("enfants") if x.isdigit() and int(x) in cart.child_ids]
+    problems = []
+    if not start or not end:
+        problems.append(_("Indiquez les dates de début et de fin (jj/mm/aaaa)."))
+    elif end < start:
+        problems.append(_("La date de fin doit être postérieure à la date de début."))
+    elif (end - start).days > 366:
+        problems.append(_("La périodicité ne peut pas dépasser un an."))
+    if not weekdays:
+        problems.append(_("Choisissez au moins un jour de la semaine."))
+    if not units:
+        problems.append(_("Choisissez au moins une unité (Matin, Soir…)."))
+    if not children:
+        problems.append(_("Choisissez au moins une personne."))
+    if activity.kind != KIND_UNITS:
+        problems.append(_("La périodicité s'applique aux activités à la journée."))
+    if problems:
+        for p in problems:
+            flash(p, "error")
+        return redirect(url_for("reservations.planning", cart_id=cart.id, activite=activity.id, vue=view,
+                                date=anchor.isoformat(), periodicite="1"), code=303)
+    unit_ids = {u.id for u in activity.units if u.code in units}
+    slots = [s for s in db.session.scalars(select(Slot).where(
+        Slot.activity_id == activity.id, Slot.day >= start, Slot.day <= end, Slot.unit_id.in_(unit_ids or {0})))
+        if s.day.weekday() in weekdays]
+    _bulk(cart, slots, children, request.form.get("want", "1") == "1")
+    return redirect(url_for("reservations.planning", cart_id=cart.id, activite=activity.id, vue=view,
+                            date=(start if start else anchor).isoformat()), code=303)
+
+
+# ---------------------------------------------------------------- step 3: le récapitulatif
+
+def _recap_lines(cart: Cart):
+    rows = db.session.execute(
+        select(CartItem, Slot, Activity, Child).join(Slot, CartItem.slot_id == Slot.id)
+        .join(Activity, Slot.activity_id == Activity.id).join(Child, CartItem.child_id == Child.id)
+        .where(CartItem.cart_id == cart.id).order_by(Child.birth_date, Slot.day, Slot.time_slot)).all()
+    by_child: dict = {}
+    for item, slot, activity, child in rows:
+        by_child.setdefault(child, []).append((item, booking.describe_slot(slot, activity), activity))
+    return by_child
+
+
+@bp.get("/demarches/<int:cart_id>/recapitulatif")
+@role_required(ROLE_PARENT)
+def recap(cart_id):
+    cart = _load_cart(cart_id)
+    activities, children = _cart_scope(cart)
+    by_child = _recap_lines(cart)
+    others = []
+    if by_child:
+        inscribed = {(i.child_id, i.activity_id) for i in db.session.scalars(select(Inscription).where(
+            Inscription.activity_id.in_(cart.activity_ids), Inscription.status == INSCRIPTION_ACCEPTED))}
+        used_acts = {a.id for lines in by_child.values() for _i, _d, a in lines}
+        others = [c for c in _family_children() if c not in by_child
+                  and any((c.id, a) in inscribed for a in used_acts)]
+    return render_template("reservations/recap.html", cart=cart, by_child=by_child, others=others,
+                           activities=activities)
+
+
+@bp.post("/demarches/<int:cart_id>/meme-demande")
+@role_required(ROLE_PARENT)
+def same_for(cart_id):
+    """"Effectuer la même demande pour": copy the wishes of the démarche to another child."""
+    cart = _load_cart(cart_id)
+    target = get_or_404(db.session, Child, request.form.get("enfant", type=int))
+    if target.family_id != cart.family_id:
+        abort(404)
+    items = db.session.scalars(select(CartItem).where(CartItem.cart_id == cart.id,
+                                                      CartItem.action == "book")).all()
+    if not items:
+        flash(_("Votre demande est vide : cochez au moins une case du planning."), "error")
+        return redirect(url_for("reservations.recap", cart_id=cart.id))
+    if target.id not in cart.child_ids:
+        cart.child_ids = sorted(set(cart.child_ids) | {target.id})
+        db.session.flush()
+    ctx = _context_for(cart, {i.slot_id for i in items})
+    ctx.children[target.id] = target
+    try:
+        cells = booking.set_choices(ctx, [(target.id, s, True) for s in sorted({i.slot_id for i in items})])
+        db.session.commit()
+    except Busy:
+        db.session.rollback()
+        flash(_(RETRY), "error")
+        return redirect(url_for("reservations.recap", cart_id=cart.id))
+    _summarise(cells, want=True)
+    return redirect(url_for("reservations.recap", cart_id=cart.id), code=303)
+
+
+@bp.post("/demarches/<int:cart_id>/valider")
+@role_required(ROLE_PARENT)
+def submit(cart_id):
+    cart = _load_cart(cart_id, must_be_open=False)
+    done = db.session.scalars(select(Demande).where(Demande.cart_id == cart.id)).first()
+    if done is None:
+        if not booking.cart_is_open(cart):
+            _load_cart(cart_id)  # says why and redirects
+        try:
+            demande = submit_cart(cart, current_user, links=WebLinks())
+            db.session.commit()
+        except Busy:
+            db.session.rollback()
+            flash(_(RETRY), "error")
+            return redirect(url_for("reservations.recap", cart_id=cart.id))
+        except DemandeError as err:
+            db.session.rollback()
+            flash(err.message, "error")
+            return redirect(url_for("reservations.recap", cart_id=cart.id))
+        except IntegrityError:  # a concurrent "Valider" of the same démarche won
+            db.session.rollback()
+            demande = db.session.scalars(select(Demande).where(Demande.cart_id == cart.id)).first()
+            if demande is None:
+                raise
+        done = demande
+    return redirect(url_for("demandes.show", number=done.number, nouvelle=1), code=303)
+
+
+@bp.post("/demarches/<int:cart_id>/annuler")
+@role_required(ROLE_PARENT)
+def cancel(cart_id):
+    """"Annuler la démarche": every held place is released at once."""
+    cart = _load_cart(cart_id, must_be_open=False)
+    if cart.status == "open":
+        try:
+            booking.cancel_cart(cart)
+            db.session.commit()
+        except Busy:
+            db.session.rollback()
+            flash(_(RETRY), "error")
+            return redirect(url_for("reservations.recap", cart_id=cart.id))
+    flash(_("La démarche a été annulée : rien n'a été réservé."), "info")
+    return redirect(url_for("reservations.index"))
+
+
+@bp.app_template_filter("weekday_short")
+def weekday_short(day: date) -> str:
+    from flask_babel import format_date
+
+    return format_date(day, "EEE dd/MM")
+
