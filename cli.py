@@ -260,15 +260,15 @@ def register(app) -> None:
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Run the queued jobs, then exit.")
     def worker(burst):
-        """An RQ worker inside this app's context (jobs reuse it)."""
-        from rq import Worker
-
+        """An RQ worker inside this app's context; it also runs the mail sweep every minute."""
         from jobs.dispatch import get_queue
+        from jobs.worker import SweepingWorker
 
         queue = get_queue()
         if queue is None:
             raise click.ClickException("REDIS_URL n'est pas défini : les mails partent en ligne, sans worker.")
-        Worker([queue], connection=queue.connection).work(burst=burst)
+        SweepingWorker([queue], connection=queue.connection,
+                       sweep_interval=current_app.config["MAIL_SWEEP_INTERVAL"]).work(burst=burst, with_scheduler=True)
 
     @app.cli.group()
     def reservations():
@@ -294,13 +294,7 @@ def register(app) -> None:
 
     @mail.command("flush")
     def mail_flush():
-        """Hand again to the queue (or send inline) every mail still pending."""
-        from core.models import MAIL_PENDING, OutboxMail
-        from jobs.dispatch import dispatch
-        from tenants.context import unscoped
+        """Hand again to the queue (or send inline) every mail never queued, due for a retry or stuck."""
+        from jobs.mail import sweep
 
-        with unscoped():
-            ids = [(m.id, m.tenant_id) for m in db.session.scalars(
-                select(OutboxMail).where(OutboxMail.status == MAIL_PENDING).order_by(OutboxMail.id))]
-        dispatch(ids)
-        click.echo(f"{len(ids)} mail(s) remis en file.")
+        click.echo(f"{sweep()} mail(s) remis en file.")

@@ -52,9 +52,16 @@ class BaseConfig:
     MAIL_USERNAME = None
     MAIL_PASSWORD = None
     MAIL_DEFAULT_SENDER = "portail@portail.test"
+    # Outbox: attempts before "failed", waits (seconds) after the 1st, 2nd… failed attempt (the last
+    # one repeats), a "queued" mail untouched for MAIL_STUCK_AFTER seconds is queued again by the sweep,
+    # which `flask worker` runs every MAIL_SWEEP_INTERVAL seconds.
+    MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", "6"))
+    MAIL_RETRY_DELAYS = tuple(int(x) for x in os.environ.get("MAIL_RETRY_DELAYS", "60,300,900,3600,7200").split(","))
+    MAIL_STUCK_AFTER = int(os.environ.get("MAIL_STUCK_AFTER", "600"))
+    MAIL_SWEEP_INTERVAL = int(os.environ.get("MAIL_SWEEP_INTERVAL", "60"))
     # RQ: no REDIS_URL means mails and jobs run inline, in the process
     REDIS_URL = None
-    RQ_QUEUE = "portail"
+    RQ_QUEUE = os.environ.get("RQ_QUEUE", "portail")
     PREFERRED_URL_SCHEME = "http"
     PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
     ALLOW_TEST_EMAIL_DOMAIN = True  # demo and test data use .test addresses

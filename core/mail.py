@@ -5,10 +5,10 @@ Sending happens after commit, in jobs/mail.py; nothing here talks to a queue.
 
 from __future__ import annotations
 
-from core.models import OutboxMail
+from core.models import MAIL_FAILED, MAIL_PENDING, OutboxMail
 from extensions import db
 
-SESSION_KEY = "portail_new_mail_ids"
+SESSION_KEY = "portail_mail_ids"  # (id, tenant_id) of the mails to hand to the queue after commit
 
 
 def _base_url() -> str:
@@ -37,3 +37,15 @@ def queue_mail(*, to: str, template: str, context: dict, locale: str | None = "f
     )
     db.session.add(mail)
     return mail
+
+
+def resend(mail: OutboxMail) -> bool:
+    """An agent's "Renvoyer": a failed mail gets a fresh round of attempts, handed over after commit."""
+    if mail.status != MAIL_FAILED:
+        return False
+    mail.status = MAIL_PENDING
+    mail.attempts = 0
+    mail.next_attempt_at = None
+    mail.queued_at = None
+    db.session.info.setdefault(SESSION_KEY, []).append((mail.id, mail.tenant_id))
+    return True

@@ -164,6 +164,7 @@ class OutboxMail(TenantScoped, db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     queued_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]  # set after a failed attempt: when to try again
     sent_at: Mapped[datetime | None]
     message_id: Mapped[str | None] = mapped_column(String(200))
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 
 from flask import current_app, has_app_context
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
+from core.mail import SESSION_KEY as _KEY
 from core.models import MAIL_PENDING, MAIL_QUEUED, OutboxMail
 from extensions import db
 
 log = logging.getLogger(__name__)
-_KEY = "portail_mail_ids"
 
 
 @event.listens_for(Session, "after_flush")
@@ -51,23 +51,30 @@ def get_queue():
     return Queue(current_app.config["RQ_QUEUE"], connection=conn)
 
 
-def dispatch(ids: list[tuple[int, int]]) -> None:
+def dispatch(ids: list[tuple[int, int]]) -> int:
+    """Hand mails to the queue (or send them inline); returns how many were handed over.
+
+    Pending or queued ones alike: the sweep queues again what is stuck.
+    """
     from jobs.mail import send_mail
 
     queue = get_queue()
     if queue is None:
         for mail_id, tenant_id in ids:
             send_mail(mail_id, tenant_id)
-        return
-    for mail_id, tenant_id in ids:
+        return len(ids)
+    for position, (mail_id, tenant_id) in enumerate(ids):
         try:
             queue.enqueue(send_mail, mail_id, tenant_id, job_id=f"mail-{mail_id}-{utcnow():%Y%m%d%H%M%S%f}")
-        except Exception:  # Redis down: the row stays pending for the sweep
-            log.warning("mail %s: Redis unreachable, left pending for the sweep", mail_id)
-            continue
+        except Exception:  # Redis down: the rows stay as they are for the sweep
+            log.warning("mail %s (and %d after it): Redis unreachable, left for the sweep",
+                        mail_id, len(ids) - position - 1)
+            return position
+        # SKIP LOCKED: a worker already sending it holds the row; never wait for its SMTP server.
+        table = OutboxMail.__table__
+        free = (select(table.c.id).where(table.c.id == mail_id, table.c.status.in_((MAIL_PENDING, MAIL_QUEUED)))
+                .with_for_update(skip_locked=True))
         with db.engine.begin() as conn:
-            conn.execute(
-                update(OutboxMail.__table__)
-                .where(OutboxMail.__table__.c.id == mail_id, OutboxMail.__table__.c.status == MAIL_PENDING)
-                .values(status=MAIL_QUEUED, queued_at=utcnow())
-            )
+            conn.execute(update(table).where(table.c.id.in_(free.scalar_subquery()))
+                         .values(status=MAIL_QUEUED, queued_at=utcnow()))
+    return len(ids)

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from pathlib import Path
 
 from flask import current_app, render_template
-from flask_babel import force_locale
+from flask_babel import force_locale, format_date
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from core.models import MAIL_FAILED, MAIL_SENT, OutboxMail
+from core.models import MAIL_FAILED, MAIL_PENDING, MAIL_QUEUED, MAIL_SENT, OutboxMail
 from extensions import db
 from jobs import app_context
 from tenants.context import tenant_scope
@@ -34,12 +35,34 @@ SUBJECTS = {
     "coparent_invitation": _l("Invitation à rejoindre un dossier famille"),
     "email_change_confirm": _l("Confirmez votre nouvelle adresse e-mail"),
     "email_changed_notice": _l("Votre adresse de connexion a été modifiée"),
+    "lists_published": _l("Les listes sont établies"),
 }
+
+
+def _when(value: str | None, pattern: str) -> str:
+    """An ISO date or UTC datetime written in the mail's language ("30 septembre 2026"), Paris time."""
+    if not value:
+        return ""
+    try:
+        parsed = datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return format_date(parsed, pattern)
+
+
+def _context(mail: OutboxMail, tenant: Tenant) -> dict:
+    """The stored context, plus dates already written in the mail's language (call under force_locale)."""
+    ctx = dict(mail.context or {}, tenant=tenant, mail=mail)
+    if "deposited_at" in ctx:
+        ctx["deposited_on"] = _when(ctx["deposited_at"], "d MMMM yyyy")
+    if "first_date" in ctx:
+        ctx["first_date_text"] = _when(ctx["first_date"], "EEEE d MMMM yyyy")
+    return ctx
 
 
 def render(mail: OutboxMail, tenant: Tenant) -> EmailMessage:
     with force_locale(mail.locale or "fr"):
-        ctx = dict(mail.context or {}, tenant=tenant, mail=mail)
+        ctx = _context(mail, tenant)
         subject = f"{SUBJECTS.get(mail.template, mail.template)} — {tenant.name}"
         text = render_template(f"email/{mail.template}.txt", **ctx)
         html = render_template(f"email/{mail.template}.html", **ctx)
@@ -77,32 +100,112 @@ def deliver(msg: EmailMessage, mail_id: int) -> None:
         smtp.send_message(msg)
 
 
+def retry_delay(attempts: int) -> int:
+    """Seconds to wait after the n-th failed attempt (the last configured delay repeats)."""
+    delays = current_app.config["MAIL_RETRY_DELAYS"] or (0,)
+    return int(delays[min(max(attempts, 1), len(delays)) - 1])
+
+
 def send_mail(mail_id: int, tenant_id: int) -> str:
-    """The job: send one outbox mail once.  Returns its final status."""
+    """The job: send one outbox mail once.  Returns the mail's status afterwards.
+
+    The mail is claimed by a conditional UPDATE (attempts + 1) that only matches a mail still to
+    send and due; the row stays locked until the outcome is committed, so a job run twice, or the
+    same mail queued twice and taken by two workers, sends once.  A failure is recorded (attempts,
+    last_error) and tried again after a growing delay; after MAIL_MAX_ATTEMPTS it is "failed".
+    """
     with app_context(), tenant_scope(tenant_id), Session(db.engine) as session:
-        query = select(OutboxMail).where(OutboxMail.id == mail_id)
-        if db.engine.dialect.name == "postgresql":
-            query = query.with_for_update()
-        mail = session.scalars(query).first()
-        if mail is None:
-            return "missing"
-        if mail.status == MAIL_SENT:
-            return MAIL_SENT  # idempotent: a job run twice sends once
+        now = utcnow()
+        table = OutboxMail.__table__
+        mine = (table.c.id == mail_id, table.c.tenant_id == tenant_id)
+        claimed = session.execute(
+            update(table)
+            .where(*mine, table.c.status.in_((MAIL_PENDING, MAIL_QUEUED)),
+                   or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= now))
+            .values(attempts=table.c.attempts + 1)
+        ).rowcount
+        if claimed != 1:  # already sent, failed, not due yet, or gone: nothing to do
+            session.rollback()
+            return session.scalar(select(table.c.status).where(*mine)) or "missing"
+        mail = session.scalars(select(OutboxMail).where(OutboxMail.id == mail_id)).one()
         tenant = session.get(Tenant, tenant_id)
-        mail.attempts += 1
         try:
             msg = render(mail, tenant)
             deliver(msg, mail.id)
-        except Exception as exc:  # recorded, never lost: the sweep or an agent sends it again
-            log.exception("mail %s failed", mail_id)
-            mail.status = MAIL_FAILED
+        except Exception as exc:  # recorded, never lost: tried again, then shown to the agents
+            log.warning("mail %s: attempt %s failed: %s", mail_id, mail.attempts, exc)
             mail.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            if mail.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
+                mail.status = MAIL_FAILED
+                mail.next_attempt_at = None
+                session.commit()
+                return MAIL_FAILED
+            mail.status = MAIL_QUEUED
+            mail.next_attempt_at = now + timedelta(seconds=retry_delay(mail.attempts))
+            mail.queued_at = now
+            when, attempt = mail.next_attempt_at, mail.attempts
             session.commit()
-            return MAIL_FAILED
+            _queue_retry(mail_id, tenant_id, attempt, when)
+            return MAIL_QUEUED
         mail.status = MAIL_SENT
         mail.subject = str(msg["Subject"])
         mail.message_id = str(msg["Message-ID"])
         mail.sent_at = utcnow()
+        mail.next_attempt_at = None
         mail.last_error = None
         session.commit()
         return MAIL_SENT
+
+
+def _queue_retry(mail_id: int, tenant_id: int, attempt: int, when) -> None:
+    """Inside an RQ job: queue the next attempt on the same queue (at `when`, by RQ's scheduler).
+
+    Outside a job (inline mode) or when Redis refuses, the sweep queues it once it is due.
+    """
+    from rq import Queue, get_current_job
+
+    job = get_current_job()
+    if job is None:
+        return
+    queue = Queue(job.origin, connection=job.connection)
+    job_id = f"mail-{mail_id}-retry{attempt}-{utcnow():%Y%m%d%H%M%S%f}"
+    try:
+        if when <= utcnow():
+            queue.enqueue(send_mail, mail_id, tenant_id, job_id=job_id)
+        else:
+            queue.enqueue_at(when.replace(tzinfo=UTC), send_mail, mail_id, tenant_id, job_id=job_id)
+    except Exception:  # noqa: BLE001 - the sweep takes over
+        log.warning("mail %s: retry not queued, left for the sweep", mail_id)
+
+
+def due_mails(now=None, limit: int = 500) -> list[tuple[int, int]]:
+    """(id, tenant_id) of the mails the sweep hands over again, oldest first, every commune.
+
+    Never queued (pending: Redis was down), a retry whose time has come, or queued so long
+    ago that its job was lost (MAIL_STUCK_AFTER).
+    """
+    now = now or utcnow()
+    stuck = now - timedelta(seconds=current_app.config["MAIL_STUCK_AFTER"])
+    c = OutboxMail.__table__.c
+    query = (
+        select(c.id, c.tenant_id)
+        .where(or_(
+            c.status == MAIL_PENDING,
+            and_(c.status == MAIL_QUEUED, c.next_attempt_at.is_not(None), c.next_attempt_at <= now),
+            and_(c.status == MAIL_QUEUED, c.next_attempt_at.is_(None),
+                 or_(c.queued_at.is_(None), c.queued_at <= stuck)),
+        ))
+        .order_by(c.id)
+        .limit(limit)
+    )
+    with db.engine.connect() as conn:
+        return [(row.id, row.tenant_id) for row in conn.execute(query)]
+
+
+def sweep() -> int:
+    """`flask mail flush` and the worker's periodic sweep: hand over again what is due.  Returns the count."""
+    from jobs.dispatch import dispatch
+
+    with app_context():
+        ids = due_mails()
+        return dispatch(ids) if ids else 0

@@ -119,7 +119,7 @@ def test_a_pending_change_does_not_alter_the_current_value_until_accepted(
 
     (mail,) = [m for m in outbox.to(fam["email"]) if "dossier famille" in m["Subject"]]
     text = outbox.text(mail)
-    assert "accepté" in text and "Allergies" in text
+    assert "traitée positivement" in text and "Allergies" in text
     assert outbox.link(mail, f"/auray/famille/enfants/{child_id}")
     # decided once: a second decision is refused
     res = staff.post(f"/auray/admin/modifications/{change['id']}/decision", {"decision": "refuse", "motif": "x"},
@@ -154,7 +154,7 @@ def test_a_refused_change_leaves_the_value_and_tells_the_motif(web, make_web, ma
     html = page(web.get("/auray/famille/dossier"))
     assert 'class="pending"' not in html and "Justificatif de domicile manquant" in html
     (mail,) = [m for m in outbox.to(fam["email"]) if "dossier famille" in m["Subject"]]
-    assert "refusé" in outbox.text(mail) and "Justificatif de domicile manquant" in outbox.text(mail)
+    assert "traitée négativement" in outbox.text(mail) and "Justificatif de domicile manquant" in outbox.text(mail)
 
 
 def test_the_decision_mail_speaks_the_familys_language(web, make_web, make_family, make_agent, outbox, inside):
@@ -170,7 +170,7 @@ def test_the_decision_mail_speaks_the_familys_language(web, make_web, make_famil
                page=f"/auray/admin/modifications/{change['id']}")
     (mail,) = [m for m in outbox.to(fam["email"]) if "family file" in m["Subject"]]
     text = outbox.text(mail)
-    assert "The commune has refused the change to your family file" in text
+    assert "Your request to change your family file" in text
     assert "Lou Testfam — Health information: Allergies, PAI" in text and "Reason: Illisible" in text
 
 

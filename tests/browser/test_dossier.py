@@ -61,5 +61,5 @@ def test_allergy_change_is_pending_in_yellow_until_an_agent_accepts_it(page, bro
     mails = [m for m in outbox.to(fam["email"]) if "Modification de votre dossier famille" in m["Subject"]]
     assert len(mails) == 1
     text = outbox.text(mails[0])
-    assert "La collectivité a accepté la modification de votre dossier famille" in text
+    assert "a été traitée positivement : la modification est enregistrée" in text
     assert "Allergies" in text and "Régime alimentaire" in text

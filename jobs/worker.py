@@ -1,0 +1,54 @@
+"""The worker of `flask worker`: an RQ worker that also runs the outbox sweep periodically.
+
+The sweep runs in the worker's own process between jobs (RQ's maintenance hook), so it
+keeps running even when Redis lost every scheduled job (Redis keeps nothing on disk).
+A plain `rq worker` runs the same jobs; then run `flask mail flush` from cron instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import monotonic
+
+from rq import Worker
+
+log = logging.getLogger(__name__)
+
+
+class SweepingWorker(Worker):
+    def __init__(self, *args, sweep_interval: int = 60, **kwargs):
+        self.sweep_interval = max(1, int(sweep_interval))
+        self._last_sweep: float | None = None
+        super().__init__(*args, **kwargs)
+
+    @property
+    def dequeue_timeout(self) -> int:  # wake up at least once per sweep interval
+        return max(1, min(super().dequeue_timeout, self.sweep_interval))
+
+    def _sweep_due(self) -> bool:
+        return self._last_sweep is None or monotonic() - self._last_sweep >= self.sweep_interval
+
+    @property
+    def should_run_maintenance_tasks(self) -> bool:
+        return super().should_run_maintenance_tasks or self._sweep_due()
+
+    def run_maintenance_tasks(self) -> None:
+        if super().should_run_maintenance_tasks:
+            super().run_maintenance_tasks()
+        if self._sweep_due():
+            self._last_sweep = monotonic()
+            self.sweep()
+
+    def sweep(self) -> None:
+        from extensions import db
+        from jobs.mail import sweep
+
+        try:
+            count = sweep()
+            if count:
+                log.info("sweep: %d mail(s) handed over again", count)
+        except Exception:  # noqa: BLE001 - the next sweep tries again; the worker keeps working
+            log.exception("sweep failed")
+        finally:  # jobs run in forked processes: leave them no inherited database connection
+            db.session.remove()
+            db.engine.dispose()
