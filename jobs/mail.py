@@ -30,6 +30,7 @@ SUBJECTS = {
     "demande_received": _l("Nous avons bien reçu votre demande"),
     "demande_decided": _l("Votre demande a été traitée"),
     "waitlist_promoted": _l("Une place s'est libérée"),
+    "lists_published": _l("Les listes sont établies"),
 }
 
 

@@ -4,4 +4,13 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/<tenant>/admin")
 
-from blueprints.admin import routes  # noqa: E402,F401
+from blueprints.admin import (  # noqa: E402,F401,I001
+    allocation,
+    config,
+    demandes,
+    families,
+    inscriptions,
+    lists,
+    routes,  # noqa: E402,F401
+    support,
+)
