@@ -62,6 +62,7 @@ def demande_state(app, tenant_id: int, demande_id: int) -> dict:
             if line.reservation_id:
                 res[line.id] = db.session.get(Reservation, line.reservation_id).status
         out = {"status": demande.status, "motif": demande.motif, "lines": {line.id: line.status for line in demande.lines},
+               "labels": {line.id: line.label for line in demande.lines},
                "reservations": res, "events": [(e.status, e.actor, e.note) for e in demande.events]}
         db.session.remove()
     return out
