@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+
+import pytest
 from sqlalchemy import select
 
 from core import booking
@@ -91,3 +94,88 @@ def support_enter(web, slug: str):
     entry = web.get(res.headers["Location"])
     assert entry.status_code == 302 and entry.headers["Location"].endswith(f"/{slug}/admin/")
     return res.headers["Location"]
+
+
+# ---------------------------------------------------------------------------- submitting a page's form
+
+class _FormParser:
+    """What a browser would submit for the form whose action ends with `action` (or the first one)."""
+
+    def __init__(self, html: str, action: str | None):
+        from html.parser import HTMLParser
+
+        self.values: list[tuple[str, str]] = []
+        outer = self
+        state = {"in_form": False, "done": False, "select": None, "options": [], "textarea": None, "text": ""}
+
+        class P(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                a = dict(attrs)
+                if tag == "form" and not state["done"]:
+                    target = a.get("action") or ""
+                    state["in_form"] = action is None or (not target if action == "" else target.endswith(action))
+                if not state["in_form"]:
+                    return
+                if tag == "input" and a.get("name"):
+                    kind = (a.get("type") or "text").lower()
+                    if kind in ("submit", "button", "file", "image", "reset"):
+                        return
+                    if kind in ("checkbox", "radio") and "checked" not in a:
+                        return
+                    outer.values.append((a["name"], a.get("value", "on" if kind == "checkbox" else "")))
+                elif tag == "select":
+                    state["select"], state["options"] = a.get("name"), []
+                elif tag == "option" and state["select"]:
+                    state["options"].append((a.get("value", ""), "selected" in a))
+                elif tag == "textarea":
+                    state["textarea"], state["text"] = a.get("name"), ""
+
+            def handle_endtag(self, tag):
+                if tag == "form" and state["in_form"]:
+                    state["in_form"], state["done"] = False, True
+                elif tag == "select" and state["select"]:
+                    chosen = [v for v, sel in state["options"] if sel] or [v for v, _s in state["options"][:1]]
+                    outer.values.extend((state["select"], v) for v in chosen)
+                    state["select"] = None
+                elif tag == "textarea" and state["textarea"]:
+                    outer.values.append((state["textarea"], state["text"].lstrip("\n")))
+                    state["textarea"] = None
+
+            def handle_data(self, data):
+                if state["textarea"]:
+                    state["text"] += data
+
+        P(convert_charrefs=True).feed(html)
+
+
+def form_data(html: str, action: str | None = None, **changes) -> dict:
+    """The form's current values as a dict (lists for repeated names), with `changes` applied
+    (a value None removes the field, like an unticked checkbox)."""
+    data: dict = {}
+    for name, value in _FormParser(html, action).values:
+        data.setdefault(name, []).append(value)
+    out = {k: (v if len(v) > 1 else v[0]) for k, v in data.items()}
+    for key, value in changes.items():
+        key = key.replace("__", "-")
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture
+def keep_tenant_settings(app):
+    """The communes' rows outlive a test (only the other tables are emptied): put their settings back."""
+    from tenants.context import unscoped
+    from tenants.models import Tenant
+
+    with app.app_context(), unscoped():
+        saved = {t.id: (t.name, copy.deepcopy(t.settings)) for t in db.session.scalars(select(Tenant))}
+        db.session.remove()
+    yield
+    with app.app_context(), unscoped():
+        for tenant in db.session.scalars(select(Tenant)):
+            tenant.name, tenant.settings = saved[tenant.id]
+        db.session.commit()
+        db.session.remove()

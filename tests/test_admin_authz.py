@@ -17,8 +17,17 @@ from sqlalchemy import select
 from core.admin_models import AuditLog
 from extensions import db
 from tenants.context import tenant_scope, unscoped
-from tests.admin_helpers import book, inscription_demande, make_support, support_enter, support_login
+from tests.admin_helpers import (  # noqa: F401 (keep_tenant_settings is a fixture)
+    book,
+    inscription_demande,
+    keep_tenant_settings,
+    make_support,
+    support_enter,
+    support_login,
+)
 from tests.conftest import days_from_today
+
+pytestmark = pytest.mark.usefixtures("keep_tenant_settings")
 
 PARAM = re.compile(r"<(?:\w+:)?(\w+)>")
 

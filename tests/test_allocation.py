@@ -14,8 +14,10 @@ from core.admin_models import AllocationRun
 from core.models import Activity, Demande, Family, Reservation, Slot
 from extensions import db
 from tenants.context import tenant_scope
-from tests.admin_helpers import book
+from tests.admin_helpers import book, keep_tenant_settings  # noqa: F401 (fixture)
 from tests.conftest import days_from_today
+
+pytestmark = pytest.mark.usefixtures("keep_tenant_settings")
 
 # ---------------------------------------------------------------------------- the pure allocation
 

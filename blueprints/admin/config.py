@@ -295,10 +295,10 @@ def _forms(tenant, **given):
     home = tenant.setting("home", default={}) or {}
     forms = {
         "motifs": MotifsForm(formdata=None, data={"motifs": "\n".join(svc.refusal_motifs(tenant))}),
-        "home": HomeForm(formdata=None, data={f"{k}_{lang}": (_fr if lang == "fr" else _en)(home.get(k))
+        "home": HomeForm(formdata=None, prefix="accueil", data={f"{k}_{lang}": (_fr if lang == "fr" else _en)(home.get(k))
                                              for k in ("title", "tagline", "intro", "services")
                                              for lang in ("fr", "en")}),
-        "news": NewsForm(formdata=None),
+        "news": NewsForm(formdata=None, prefix="actu"),
         "identity": IdentityForm(formdata=None, data={
             "contact_email": tenant.setting("contact_email", default=""),
             "primary": tenant.setting("branding", "primary", default="#1f4e79"),
@@ -337,14 +337,14 @@ def settings_motifs():
     db.session.commit()
     audit(_("Motifs de refus modifiés"))
     flash(_("Les motifs de refus sont enregistrés."), "success")
-    return redirect(url_for("admin.commune_settings") + "#motifs", code=303)
+    return redirect(url_for("admin.commune_settings") + "#bloc-motifs", code=303)
 
 
 @bp.post("/commune/accueil")
 @agent_required
 def settings_home():
     tenant = current_tenant()
-    form = HomeForm()
+    form = HomeForm(prefix="accueil")
     if not form.validate_on_submit():
         no_change()
         return _settings_page(tenant, home=form)
@@ -360,14 +360,14 @@ def settings_home():
     db.session.commit()
     audit(_("Texte de la page d'accueil modifié"))
     flash(_("La page d'accueil est enregistrée."), "success")
-    return redirect(url_for("admin.commune_settings") + "#accueil", code=303)
+    return redirect(url_for("admin.commune_settings") + "#bloc-accueil", code=303)
 
 
 @bp.post("/commune/actualites")
 @agent_required
 def settings_news_add():
     tenant = current_tenant()
-    form = NewsForm()
+    form = NewsForm(prefix="actu")
     if not form.validate_on_submit():
         no_change()
         return _settings_page(tenant, news=form)
@@ -381,7 +381,7 @@ def settings_news_add():
     db.session.commit()
     audit(_("Actualité publiée : %(title)s", title=item["title"]["fr"]))
     flash(_("L'actualité est publiée sur la page d'accueil."), "success")
-    return redirect(url_for("admin.commune_settings") + "#actualites", code=303)
+    return redirect(url_for("admin.commune_settings") + "#bloc-actualites", code=303)
 
 
 @bp.post("/commune/actualites/<int:index>/supprimer")
@@ -397,7 +397,7 @@ def settings_news_delete(index):
         flash(_("L'actualité est retirée."), "success")
     else:
         no_change()
-    return redirect(url_for("admin.commune_settings") + "#actualites", code=303)
+    return redirect(url_for("admin.commune_settings") + "#bloc-actualites", code=303)
 
 
 LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg", b"RIFF": "webp"}
@@ -443,4 +443,4 @@ def settings_identity():
     db.session.commit()
     audit(_("Contact, couleurs ou logo modifiés"))
     flash(_("L'identité de la commune est enregistrée."), "success")
-    return redirect(url_for("admin.commune_settings") + "#identite", code=303)
+    return redirect(url_for("admin.commune_settings") + "#bloc-identite", code=303)

@@ -68,11 +68,11 @@ def directory_account(family_id):
     family = get_or_404(db.session, Family, family_id)
     form = AccountForm()
     has_account = db.session.scalar(select(User.id).where(User.family_id == family.id)) is not None
-    valid = form.validate_on_submit()
-    if valid and has_account:
-        form.email.errors.append(_("Cette famille a déjà un espace."))
-        valid = False
-    if valid and _create_account(family, form) is not None:
+    if has_account:
+        no_change()
+        flash(_("Cette famille a déjà un espace."), "error")
+        return redirect(url_for("admin.directory_family", family_id=family.id), code=303)
+    if form.validate_on_submit() and _create_account(family, form) is not None:
         return redirect(url_for("admin.directory_family", family_id=family.id), code=303)
     no_change()
     return _family_page(family, account_form=form)
