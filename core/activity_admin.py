@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from flask_babel import format_date
+from flask_babel import format_date, ngettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
@@ -256,9 +256,10 @@ def _check_units(activity: Activity | None, plan: Plan) -> None:
         if u.remove:
             n = _reservations_on([s.id for s in slots])
             if n:
-                plan.problem(("units", u.index, "remove"), _l(
-                    "L'unité « %(unit)s » a %(n)d réservations : elle ne peut pas être supprimée.",
-                    unit=unit.label, n=n))
+                plan.problem(("units", u.index, "remove"), ngettext(
+                    "L'unité « %(unit)s » a %(num)d réservation : elle ne peut pas être supprimée.",
+                    "L'unité « %(unit)s » a %(num)d réservations : elle ne peut pas être supprimée.",
+                    n, unit=unit.label))
             continue
         if u.capacity is None:
             continue
@@ -272,13 +273,15 @@ def _check_units(activity: Activity | None, plan: Plan) -> None:
                 if override is not None and (worst_override is None or slot.taken > worst_override.taken):
                     worst_override = slot
         if worst_default is not None:
-            plan.problem(("units", u.index, "capacity"), _l(
-                "%(n)d places sont déjà réservées le %(day)s : la capacité ne peut pas descendre sous %(n)d.",
-                n=worst_default.taken, day=_day(worst_default.day)))
+            plan.problem(("units", u.index, "capacity"), ngettext(
+                "%(num)d place est déjà réservée le %(day)s : la capacité ne peut pas descendre sous %(num)d.",
+                "%(num)d places sont déjà réservées le %(day)s : la capacité ne peut pas descendre sous %(num)d.",
+                worst_default.taken, day=_day(worst_default.day)))
         if worst_override is not None:
-            plan.problem("overrides", _l(
-                "%(unit)s le %(day)s : %(n)d places sont déjà réservées, la capacité ne peut pas descendre sous %(n)d.",
-                unit=unit.label, n=worst_override.taken, day=_day(worst_override.day)))
+            plan.problem("overrides", ngettext(
+                "%(unit)s le %(day)s : %(num)d place est déjà réservée, la capacité ne peut pas descendre sous %(num)d.",
+                "%(unit)s le %(day)s : %(num)d places sont déjà réservées, la capacité ne peut pas descendre sous %(num)d.",
+                worst_override.taken, unit=unit.label, day=_day(worst_override.day)))
 
 
 def _check_sessions(activity: Activity | None, plan: Plan) -> None:
@@ -317,13 +320,15 @@ def _check_sessions(activity: Activity | None, plan: Plan) -> None:
         if s.remove:
             n = _reservations_on([slot.id])
             if n:
-                plan.problem(("sessions", s.index, "remove"), _l(
-                    "La séance « %(title)s » a %(n)d réservations : elle ne peut pas être supprimée.",
-                    title=slot.title, n=n))
+                plan.problem(("sessions", s.index, "remove"), ngettext(
+                    "La séance « %(title)s » a %(num)d réservation : elle ne peut pas être supprimée.",
+                    "La séance « %(title)s » a %(num)d réservations : elle ne peut pas être supprimée.",
+                    n, title=slot.title))
         elif s.places is not None and s.places < slot.taken:
-            plan.problem(("sessions", s.index, "places"), _l(
-                "%(n)d places sont déjà réservées : le nombre de places ne peut pas descendre sous %(n)d.",
-                n=slot.taken))
+            plan.problem(("sessions", s.index, "places"), ngettext(
+                "%(num)d place est déjà réservée : le nombre de places ne peut pas descendre sous %(num)d.",
+                "%(num)d places sont déjà réservées : le nombre de places ne peut pas descendre sous %(num)d.",
+                slot.taken))
 
 
 # ---------------------------------------------------------------------------- saving
