@@ -95,6 +95,7 @@ def _init_login(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from blueprints.admin import bp as admin_bp
+    from blueprints.agenda import bp as agenda_bp
     from blueprints.auth import bp as auth_bp
     from blueprints.demandes import bp as demandes_bp
     from blueprints.famille import bp as famille_bp
@@ -110,6 +111,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(reservations_bp)
     app.register_blueprint(inscriptions_bp)
     app.register_blueprint(demandes_bp)
+    app.register_blueprint(agenda_bp)
     app.register_blueprint(support_bp)
 
 

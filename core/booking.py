@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core import calendar as cal
 from core.clock import utcnow
@@ -30,6 +30,7 @@ from core.models import (
     CART_EXPIRED,
     CART_OPEN,
     INSCRIPTION_ACCEPTED,
+    RES_ABSENT,
     RES_CANCELLED,
     RES_HELD,
     RES_PENDING,
@@ -78,6 +79,7 @@ REASONS = {
     "prereservation_closed": _l("La période de pré-réservation est terminée."),
     "not_in_cart": _l("Cet enfant ou cette activité ne fait pas partie de la démarche."),
     "cart_closed": _l("Cette démarche est terminée : recommencez depuis « Modifier les réservations »."),
+    "absent": _l("Absence déclarée ce jour-là."),
 }
 
 
@@ -98,7 +100,7 @@ class Cell:
 
     @property
     def checked(self) -> bool:
-        return self.state in CHECKED_STATES
+        return self.state in CHECKED_STATES or self.reservation_status == RES_ABSENT
 
     @property
     def locked(self) -> bool:
@@ -225,6 +227,8 @@ class Context:
             return Cell(child_id, slot_id, HELD, reservation_status=status)
         if res is not None and res.status in (RES_PENDING, RES_RESERVED):
             return Cell(child_id, slot_id, BOOKED, reservation_status=status)
+        if res is not None and res.status == RES_ABSENT:  # booked, absence declared: keeps its place
+            return Cell(child_id, slot_id, BLOCKED, "absent", reservation_status=status)
         if res is not None and res.status == RES_WAITLIST:
             return Cell(child_id, slot_id, WAITLISTED, reservation_status=status)
         if res is not None and res.status == RES_HELD and self._counts(res):
@@ -304,6 +308,9 @@ def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: 
     ctx.reservations, ctx.items, ctx.busy, ctx.inscribed = fresh.reservations, fresh.items, fresh.busy, fresh.inscribed
     activity_hold = {a.id: a.hold_minutes for a in ctx.activities.values()}
     touch(cart, max(activity_hold.values() or [20]))
+    # every action keeps the démarche's earlier holds alive as long as the démarche itself
+    db.session.execute(update(Reservation).where(Reservation.cart_id == cart.id, Reservation.status == RES_HELD)
+                       .values(held_until=cart.expires_at))
     results = {}
     for child_id, slot_id, want in wishes:
         results[(child_id, slot_id)] = _apply(ctx, child_id, slot_id, want, waitlist=waitlist)

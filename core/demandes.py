@@ -41,6 +41,7 @@ from core.models import (
     RES_REFUSED,
     RES_RESERVED,
     RES_WAITLIST,
+    TYPE_ABSENCE,
     TYPE_INSCRIPTION,
     TYPE_RESERVATION,
     VALIDATION_IMMEDIATE,
@@ -70,6 +71,7 @@ STATUS_LABELS = {
 TYPE_LABELS = {
     TYPE_RESERVATION: _l("Réservation de séances"),
     TYPE_INSCRIPTION: _l("Inscription"),
+    TYPE_ABSENCE: _l("Justificatif d'absence"),
 }
 LINE_LABELS = {
     LINE_PENDING: _l("En attente de validation"),

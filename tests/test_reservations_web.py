@@ -237,3 +237,53 @@ def test_queries_per_planning_page_do_not_grow_with_days_or_children(web, make_f
     month_three = _count_queries(app, lambda: web.get(f"/auray/demarches/{carts[1]}/planning?vue=mois&date={anchor}"))
     assert week_one == month_one == month_three
     assert month_three <= 12
+
+
+def test_unticking_a_booked_day_is_a_cancellation_subject_to_the_deadline(web, make_family, make_activity, inscribe,
+                                                                          app, tenants):
+    act = make_activity("saint-loubes", code="peri", starts_in=1, days=20, validation="immediate", ages=None,
+                        booking_deadline={"kind": "days_before", "days": 3, "time": "12:00"},
+                        cancel_deadline={"kind": "days_before", "days": 3, "time": "12:00"})
+    fam = make_family("saint-loubes", children=[("Inès", "2018-05-21")])
+    inscribe(act, fam["child_ids"])
+    kid = fam["child_ids"][0]
+    web.login("saint-loubes", fam["email"])
+
+    def wizard():
+        res = web.post(f"/saint-loubes/reservations/{act['id']}", {"enfants": [str(kid)]})
+        return int(re.search(r"/demarches/(\d+)/", res.headers["Location"]).group(1))
+
+    def tick_here(cart, slot, want):
+        data = {"child": kid, "slot": slot}
+        if want:
+            data[f"c-{kid}-{slot}"] = "1"
+        return web.post(f"/saint-loubes/demarches/{cart}/choix", data, headers={"HX-Request": "true"},
+                        page=f"/saint-loubes/demarches/{cart}/planning").get_data(as_text=True)
+
+    far = act["slots"][("matin", days_from_today(15).isoformat())]
+    cart = wizard()
+    tick_here(cart, far, True)
+    web.post(f"/saint-loubes/demarches/{cart}/valider", page=f"/saint-loubes/demarches/{cart}/recapitulatif")
+    with app.app_context(), tenant_scope(tenants["saint-loubes"]):
+        assert db.session.get(Slot, far).taken == 1
+    cart = wizard()
+    html = tick_here(cart, far, False)
+    assert "annulation" in html
+    recap = web.get(f"/saint-loubes/demarches/{cart}/recapitulatif").get_data(as_text=True)
+    assert "Annulation" in recap
+    res = web.post(f"/saint-loubes/demarches/{cart}/valider", page=f"/saint-loubes/demarches/{cart}/recapitulatif")
+    assert "Traitée positivement" in web.get(res.headers["Location"]).get_data(as_text=True)
+    with app.app_context(), tenant_scope(tenants["saint-loubes"]):
+        assert db.session.get(Slot, far).taken == 0
+        # a day inside the cancellation deadline stays booked
+        near = act["slots"][("matin", days_from_today(2).isoformat())]
+        from core.models import Child, Reservation
+
+        child = db.session.get(Child, kid)
+        db.session.add(Reservation(child_id=kid, slot_id=near, activity_id=act["id"], family_id=child.family_id,
+                                   status="reserved"))
+        db.session.get(Slot, near).taken = 1
+        db.session.commit()
+    cart = wizard()
+    html = tick_here(cart, near, False)
+    assert "checked" in html and "délai d&#39;annulation est dépassé" in html

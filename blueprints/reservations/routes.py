@@ -188,8 +188,8 @@ def _summarise(cells: dict, *, want: bool) -> None:
         flash(ngettext("%(num)d case décochée.", "%(num)d cases décochées.", ok), "success")
     if refused:
         reasons = sorted({c.message for c in cells.values() if c.reason})
-        flash(ngettext("%(num)d case n'a pas pu être modifiée", "%(num)d cases n'ont pas pu être modifiées", refused)
-              + (" : " + " ".join(reasons) if reasons else "."), "error")
+        flash(" ".join([ngettext("%(num)d case n'a pas pu être modifiée.", "%(num)d cases n'ont pas pu être modifiées.",
+                                 refused), *reasons]), "error")
 
 
 @bp.post("/demarches/<int:cart_id>/choix")
