@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from blueprints.admin import bp
 from blueprints.admin.common import int_arg
-from blueprints.admin.forms import PresenceForm, options, options
+from blueprints.admin.forms import PresenceForm, options
 from core import admin_services as svc
 from core import calendar as cal
 from core.models import Activity

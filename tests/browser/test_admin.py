@@ -54,6 +54,8 @@ def test_an_auray_agent_accepts_a_kids_demande(page, browser, live_server, kids_
     family.goto(f"/auray/demandes/{d['demande']['number']}")
     expect(family.get_by_role("heading", name=re.compile(f"Demande N° {d['demande']['number']}"))).to_contain_text(
         "Traitée positivement")
+    family.goto(f"/auray/agenda?vue=jour&date={days_from_today(10).isoformat()}")  # and its agenda: réservé
+    expect(family.locator(".ag-item").filter(has_text="Thaïs").first).to_contain_text("Réservé")
     family.context.close()
     mails = [m for m in outbox.to(d["fam"]["email"]) if "traitée positivement" in outbox.text(m)]
     assert len(mails) == 1 and "La Ville d'Auray" in outbox.text(mails[0])
