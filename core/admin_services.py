@@ -71,14 +71,23 @@ def demandes_queue(filters: QueueFilters) -> tuple[list[Demande], int]:
         query = query.where(Demande.id.in_(select(DemandeLine.demande_id).where(
             DemandeLine.activity_id == filters.activity_id)))
     if filters.date_from:
-        query = query.where(Demande.created_at >= datetime.combine(filters.date_from, time.min))
+        query = query.where(Demande.created_at >= _utc_midnight(filters.date_from))
     if filters.date_to:
-        query = query.where(Demande.created_at < datetime.combine(filters.date_to + timedelta(days=1), time.min))
+        query = query.where(Demande.created_at < _utc_midnight(filters.date_to + timedelta(days=1)))
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     rows = db.session.scalars(query.options(selectinload(Demande.family))
                               .order_by(Demande.created_at, Demande.id)
                               .offset((max(1, filters.page) - 1) * QUEUE_PAGE).limit(QUEUE_PAGE)).all()
     return rows, total
+
+
+def _utc_midnight(day: date) -> datetime:
+    """Midnight in the commune's time zone, as the naive UTC the database stores."""
+    from datetime import UTC
+
+    from core.calendar import PARIS
+
+    return datetime.combine(day, time.min, tzinfo=PARIS).astimezone(UTC).replace(tzinfo=None)
 
 
 def dashboard_counts() -> dict:

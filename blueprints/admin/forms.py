@@ -269,7 +269,7 @@ class ActivityForm(FlaskForm):
 # ---------------------------------------------------------------------------- commune settings
 
 class MotifsForm(FlaskForm):
-    motifs = TextAreaField(_l("Motifs de refus (un par ligne)"),
+    motifs = TextAreaField(_l("Motifs de refus (un par ligne)"), render_kw={"rows": 6},
                            validators=[DataRequired(REQUIRED), Length(max=5000, message=too_long(5000))])
 
 
@@ -278,18 +278,18 @@ class HomeForm(FlaskForm):
     title_en = StringField(_l("Titre (anglais)"), validators=[Length(max=200, message=too_long(200))])
     tagline_fr = StringField(_l("Accroche"), validators=[Length(max=200, message=too_long(200))])
     tagline_en = StringField(_l("Accroche (anglais)"), validators=[Length(max=200, message=too_long(200))])
-    intro_fr = TextAreaField(_l("Texte d'accueil"), validators=[Length(max=3000, message=too_long(3000))])
-    intro_en = TextAreaField(_l("Texte d'accueil (anglais)"), validators=[Length(max=3000, message=too_long(3000))])
-    services_fr = TextAreaField(_l("Mot des services"), validators=[Length(max=1000, message=too_long(1000))])
-    services_en = TextAreaField(_l("Mot des services (anglais)"), validators=[Length(max=1000, message=too_long(1000))])
+    intro_fr = TextAreaField(_l("Texte d'accueil"), render_kw={"rows": 5}, validators=[Length(max=3000, message=too_long(3000))])
+    intro_en = TextAreaField(_l("Texte d'accueil (anglais)"), render_kw={"rows": 5}, validators=[Length(max=3000, message=too_long(3000))])
+    services_fr = TextAreaField(_l("Mot des services"), render_kw={"rows": 5}, validators=[Length(max=1000, message=too_long(1000))])
+    services_en = TextAreaField(_l("Mot des services (anglais)"), render_kw={"rows": 5}, validators=[Length(max=1000, message=too_long(1000))])
 
 
 class NewsForm(FlaskForm):
     date = FrDateField(_l("Date"), validators=[DataRequired(REQUIRED)])
     title_fr = StringField(_l("Titre"), validators=[DataRequired(REQUIRED), Length(max=200, message=too_long(200))])
     title_en = StringField(_l("Titre (anglais)"), validators=[Length(max=200, message=too_long(200))])
-    body_fr = TextAreaField(_l("Texte"), validators=[DataRequired(REQUIRED), Length(max=3000, message=too_long(3000))])
-    body_en = TextAreaField(_l("Texte (anglais)"), validators=[Length(max=3000, message=too_long(3000))])
+    body_fr = TextAreaField(_l("Texte"), render_kw={"rows": 5}, validators=[DataRequired(REQUIRED), Length(max=3000, message=too_long(3000))])
+    body_en = TextAreaField(_l("Texte (anglais)"), render_kw={"rows": 5}, validators=[Length(max=3000, message=too_long(3000))])
 
 
 COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -329,5 +329,6 @@ class PresenceForm(FlaskForm):
 
     activite = SelectField(_l("Activité"), choices=[], validate_choice=False)
     jour = FrDateField(_l("Jour"))
-    vue = SelectField(_l("Période"), choices=options(("jour", _l("Le jour")), ("semaine", _l("La semaine"))))
+    vue = SelectField(_l("Période"), choices=options(("jour", _l("Le jour")), ("semaine", _l("La semaine"))),
+                      default="jour", validate_choice=False)
     unite = SelectField(_l("Unité"), choices=[], validate_choice=False)
