@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.clock import utcnow
@@ -24,6 +24,7 @@ class Family(TenantScoped, db.Model):
     name: Mapped[str] = mapped_column(String(200))
     code: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resident: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # lists' priority
 
     children: Mapped[list[Child]] = relationship(
         back_populates="family", order_by="Child.birth_date", cascade="all, delete-orphan"
@@ -456,4 +457,5 @@ class CartItem(TenantScoped, db.Model):
     slot: Mapped[Slot] = relationship()
 
 
+from core.admin_models import AllocationRun, AuditLog  # noqa: E402,F401  (back-office models)
 from core.dossier import *  # noqa: E402,F401,F403  (the family file's models)

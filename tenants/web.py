@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import wraps
 
-from flask import abort, g, redirect, request, url_for
+from flask import abort, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from sqlalchemy import select
@@ -116,8 +116,26 @@ def role_required(*roles):
     return decorator
 
 
+SUPPORT_SESSION_KEY = "support_tenant_id"
+
+
+def support_in(tenant) -> bool:
+    """Support staff who entered this commune from /support/ (a login in this commune's own session)."""
+    return bool(tenant is not None and getattr(current_user, "is_support", False)
+                and current_user.is_authenticated and session.get(SUPPORT_SESSION_KEY) == tenant.id)
+
+
 def agent_required(view):
-    """Staff of this commune.  A parent gets 403 in its own commune; another commune's agent is anonymous here."""
+    """Staff of this commune.  A parent gets 403 in its own commune; another commune's agent is anonymous here.
+    Support staff who switched into this commune act as its agents (their changes are audited)."""
     from core.models import ROLE_AGENT
 
-    return role_required(ROLE_AGENT)(view)
+    as_agent = role_required(ROLE_AGENT)(view)
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if support_in(getattr(g, "tenant", None)):
+            return view(*args, **kwargs)
+        return as_agent(*args, **kwargs)
+
+    return wrapped

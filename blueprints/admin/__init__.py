@@ -4,7 +4,15 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/<tenant>/admin")
 
-import blueprints.admin.dossiers  # noqa: E402,F401  (family files)
-from blueprints.admin import routes  # noqa: E402,F401
-
-from blueprints.admin import mails  # noqa: E402,F401  # isort: skip
+from blueprints.admin import (  # noqa: E402,F401,I001
+    allocation,
+    config,
+    demandes,
+    dossiers,
+    families,
+    inscriptions,
+    lists,
+    mails,
+    routes,
+    support,
+)
