@@ -30,7 +30,6 @@ from sqlalchemy import select
 from core.admin_models import RUN_PREVIEW, RUN_PUBLISHED, RUN_SUPERSEDED, AllocationRun
 from core.booking import release_expired_holds_of
 from core.clock import utcnow
-from core.demandes import LINE_LABELS, STATUS_LABELS
 from core.locking import lock
 from core.mail import queue_mail
 from core.models import (
@@ -38,6 +37,7 @@ from core.models import (
     ACTION_WAITLIST,
     DEMANDE_ACCEPTEE,
     DEMANDE_EN_COURS,
+    DEMANDE_LISTE_ATTENTE,
     DEMANDE_PARTIELLE,
     DEMANDE_REFUSEE,
     LINE_ACCEPTED,
@@ -72,10 +72,6 @@ OUT_ACCEPTED = "accepted"
 OUT_WAITLIST = "waitlist"
 OUT_REFUSED = "refused"
 
-# A demande whose lines all went to the waiting list.  core/demandes.py has no such status yet:
-# its label is registered here so that the family's pages show it (see the report to the core).
-DEMANDE_LISTE_ATTENTE = "attente"
-STATUS_LABELS.setdefault(DEMANDE_LISTE_ATTENTE, LINE_LABELS[LINE_WAITLIST])
 
 METHOD_LABELS = {METHOD_FCFS: _l("Premier arrivé, premier servi"), METHOD_LOTTERY: _l("Tirage au sort")}
 OUTCOME_LABELS = {OUT_ACCEPTED: _l("Retenu"), OUT_WAITLIST: _l("Liste d'attente"), OUT_REFUSED: _l("Refusé")}

@@ -24,6 +24,7 @@ from core.models import (
     DEMANDE_ANNULEE,
     DEMANDE_DEPOSEE,
     DEMANDE_EN_COURS,
+    DEMANDE_LISTE_ATTENTE,
     DEMANDE_OPEN,
     DEMANDE_PARTIELLE,
     DEMANDE_REFUSEE,
@@ -67,6 +68,7 @@ STATUS_LABELS = {
     DEMANDE_REFUSEE: _l("Traitée négativement"),
     DEMANDE_PARTIELLE: _l("Traitée partiellement"),
     DEMANDE_ANNULEE: _l("Annulée"),
+    DEMANDE_LISTE_ATTENTE: _l("Liste d'attente"),
 }
 TYPE_LABELS = {
     TYPE_RESERVATION: _l("Réservation de séances"),
@@ -115,7 +117,9 @@ def _status_from_lines(lines: list[DemandeLine]) -> str:
         return DEMANDE_DEPOSEE
     if states <= {LINE_REFUSED}:
         return DEMANDE_REFUSEE
-    if LINE_REFUSED in states:
+    if states <= {LINE_WAITLIST, LINE_CANCELLED} and LINE_WAITLIST in states:
+        return DEMANDE_LISTE_ATTENTE  # nothing granted yet: not "Traitée positivement"
+    if LINE_REFUSED in states or LINE_WAITLIST in states:
         return DEMANDE_PARTIELLE
     return DEMANDE_ACCEPTEE
 
@@ -207,7 +211,7 @@ def submit_cart(cart: Cart, user: User, *, links) -> Demande:
     db.session.flush()
     for slot in promote:
         promote_waitlist(slot)
-    _mail_demande(demande, user, links, "demande_received" if demande.status == DEMANDE_DEPOSEE else "demande_decided")
+    _mail_demande(demande, user, links, _mail_template(demande))
     return demande
 
 
@@ -242,7 +246,7 @@ def create_inscription_demande(*, user: User, family, activity: Activity, childr
         demande.decided_by = str(_l("Traitement automatique"))
         _event(demande, demande.status, demande.decided_by)
     db.session.flush()
-    _mail_demande(demande, user, links, "demande_received" if demande.status == DEMANDE_DEPOSEE else "demande_decided")
+    _mail_demande(demande, user, links, _mail_template(demande))
     return demande
 
 
@@ -335,6 +339,11 @@ def cancel_demande(demande: Demande, user: User) -> Demande:
 
 # ====================================================================== mails
 
+def _mail_template(demande: Demande) -> str:
+    decided = demande.status in (DEMANDE_ACCEPTEE, DEMANDE_REFUSEE, DEMANDE_PARTIELLE)
+    return "demande_decided" if decided else "demande_received"
+
+
 def _mail_demande(demande: Demande, user: User, links, template: str) -> None:
     if links is None:
         return
@@ -365,6 +374,8 @@ def on_promoted(res: Reservation, slot: Slot, activity: Activity) -> None:
         demande = line.demande
         if not immediate and demande.status not in DEMANDE_OPEN:
             demande.status = DEMANDE_EN_COURS
+        elif immediate:
+            demande.status = _status_from_lines(demande.lines)
         _event(demande, demande.status, str(_l("Liste d'attente")),
                str(_l("Une place s'est libérée : %(line)s", line=line.label)))
         requester = demande.requester

@@ -289,6 +289,7 @@ DEMANDE_ACCEPTEE = "acceptee"
 DEMANDE_REFUSEE = "refusee"
 DEMANDE_PARTIELLE = "partielle"
 DEMANDE_ANNULEE = "annulee"
+DEMANDE_LISTE_ATTENTE = "attente"     # every line is on the waiting list
 DEMANDE_OPEN = (DEMANDE_DEPOSEE, DEMANDE_EN_COURS)
 
 TYPE_RESERVATION = "reservation"
