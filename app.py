@@ -101,6 +101,7 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.inscriptions import bp as inscriptions_bp
     from blueprints.public import bp as public_bp
     from blueprints.reservations import bp as reservations_bp
+    from blueprints.rush import bp as rush_bp
 
     app.register_blueprint(public_bp)
     app.register_blueprint(auth_bp)
@@ -109,6 +110,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(reservations_bp)
     app.register_blueprint(inscriptions_bp)
     app.register_blueprint(demandes_bp)
+    app.register_blueprint(rush_bp)
 
 
 def _register_errors(app: Flask) -> None:

@@ -139,7 +139,8 @@ def submit_cart(cart: Cart, user: User, *, links) -> Demande:
     activities = {a.id: a for a in db.session.scalars(select(Activity).where(
         Activity.id.in_({s.activity_id for s in slots.values()})))}
     reservations = {r.id: r for r in db.session.scalars(select(Reservation).where(
-        Reservation.id.in_([i.reservation_id for i in items if i.reservation_id])))}
+        Reservation.id.in_([i.reservation_id for i in items if i.reservation_id]))
+        .execution_options(populate_existing=True))}  # read under the slot locks
     lost = [i for i in items if i.action == ACTION_BOOK and (
         i.reservation_id not in reservations or reservations[i.reservation_id].status != RES_HELD
         or reservations[i.reservation_id].cart_id != cart.id)]
@@ -272,7 +273,7 @@ def decide(demande: Demande, *, accept: set[int], refuse: set[int], motif: str |
                 ins.status = INSCRIPTION_ACCEPTED if ok else INSCRIPTION_REFUSED
                 ins.decided_at = utcnow()
         elif line.reservation_id:
-            res = db.session.get(Reservation, line.reservation_id)
+            res = db.session.get(Reservation, line.reservation_id, populate_existing=True)  # read under the slot lock
             if res is not None and res.status == RES_PENDING:
                 if ok:
                     res.status = RES_RESERVED
@@ -314,7 +315,7 @@ def cancel_demande(demande: Demande, user: User) -> Demande:
             if ins is not None and ins.status == INSCRIPTION_PENDING:
                 db.session.delete(ins)
         elif line.reservation_id:
-            res = db.session.get(Reservation, line.reservation_id)
+            res = db.session.get(Reservation, line.reservation_id, populate_existing=True)  # read under the slot lock
             if res is not None and res.status in (RES_PENDING, RES_WAITLIST):
                 taking = res.status == RES_PENDING
                 res.status = RES_CANCELLED
