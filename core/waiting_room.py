@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from core.clock import utcnow
 from core.models import Activity, WaitingTicket
@@ -234,7 +234,11 @@ class RedisRoom:
 
 class DbRoom:
     """The same room in the `waiting_ticket` table, in a short transaction of its own
-    (never the request's): nothing else the request does is committed with it."""
+    (never the request's): nothing else the request does is committed with it.
+
+    A ticket waits (admitted_at NULL, ranked by arrived_at then id), is in the room
+    (expires_at in the future) or is over (expires_at past: kept as the admission log,
+    put back at the end of the queue if the parent comes again)."""
 
     table = WaitingTicket.__table__
 
@@ -245,6 +249,8 @@ class DbRoom:
     def check(self, tenant_id, activity_id, user_id, *, limit, grace, session, enter, start) -> Ticket:
         t, now = self.table, utcnow()
         where = self._where(tenant_id, activity_id)
+        inside = (t.c.admitted_at.is_not(None), t.c.expires_at > now)
+        waiting_q = (*where, t.c.admitted_at.is_(None))
         with db.engine.connect() as conn:  # read-only fast path: an admitted parent going on
             mine = conn.execute(select(t).where(*where, t.c.user_id == user_id)).first()
         if mine is not None and mine.admitted_at is not None and mine.expires_at > now \
@@ -254,22 +260,25 @@ class DbRoom:
             if conn.dialect.name == "postgresql":  # one admission round at a time per activity
                 conn.execute(select(Activity.__table__.c.id).where(Activity.__table__.c.id == activity_id)
                              .with_for_update(key_share=True))
-            conn.execute(delete(t).where(*where, t.c.expires_at.is_not(None), t.c.expires_at <= now))
             mine = conn.execute(select(t).where(*where, t.c.user_id == user_id)).first()
-            if mine is None and enter:
+            over = mine is not None and mine.admitted_at is not None and mine.expires_at <= now
+            if enter and mine is None:
                 conn.execute(insert(t).values(tenant_id=tenant_id, activity_id=activity_id, user_id=user_id,
                                               arrived_at=now))
-            admitted = conn.scalar(select(func.count()).select_from(t).where(*where, t.c.admitted_at.is_not(None)))
+            elif enter and over:  # time over, or done: back at the end of the queue
+                conn.execute(update(t).where(t.c.id == mine.id).values(arrived_at=now, admitted_at=None,
+                                                                       expires_at=None, started_at=None))
+            admitted = conn.scalar(select(func.count()).select_from(t).where(*where, *inside))
             free = limit - admitted
             if free > 0:
-                first = conn.scalars(select(t.c.id).where(*where, t.c.admitted_at.is_(None))
-                                     .order_by(t.c.id).limit(free)).all()
+                first = conn.scalars(select(t.c.id).where(*waiting_q).order_by(t.c.arrived_at, t.c.id)
+                                     .limit(free)).all()
                 if first:
                     conn.execute(update(t).where(t.c.id.in_(first))
                                  .values(admitted_at=now, expires_at=now + timedelta(seconds=grace)))
             mine = conn.execute(select(t).where(*where, t.c.user_id == user_id)).first()
-            waiting = conn.scalar(select(func.count()).select_from(t).where(*where, t.c.admitted_at.is_(None)))
-            if mine is None:
+            waiting = conn.scalar(select(func.count()).select_from(t).where(*waiting_q))
+            if mine is None or (mine.admitted_at is not None and mine.expires_at <= now):
                 return Ticket(OUT, waiting=waiting)
             if mine.admitted_at is not None:
                 deadline = mine.expires_at
@@ -277,14 +286,17 @@ class DbRoom:
                     deadline = now + timedelta(seconds=session)
                     conn.execute(update(t).where(t.c.id == mine.id).values(started_at=now, expires_at=deadline))
                 return Ticket(ADMITTED, deadline=deadline, waiting=waiting)
-            position = conn.scalar(select(func.count()).select_from(t).where(
-                *where, t.c.admitted_at.is_(None), t.c.id <= mine.id))
+            position = conn.scalar(select(func.count()).select_from(t).where(*waiting_q, or_(
+                t.c.arrived_at < mine.arrived_at, and_(t.c.arrived_at == mine.arrived_at, t.c.id <= mine.id))))
             return Ticket(WAITING, position=position, waiting=waiting)
 
     def leave(self, tenant_id, activity_id, user_id) -> None:
-        t = self.table
+        t, now = self.table, utcnow()
+        mine = (*self._where(tenant_id, activity_id), t.c.user_id == user_id)
         with db.engine.begin() as conn:
-            conn.execute(delete(t).where(*self._where(tenant_id, activity_id), t.c.user_id == user_id))
+            conn.execute(update(t).where(*mine, t.c.admitted_at.is_not(None), t.c.expires_at > now)
+                         .values(expires_at=now))
+            conn.execute(delete(t).where(*mine, t.c.admitted_at.is_(None)))
 
     def reset(self, tenant_id, activity_id) -> None:
         with db.engine.begin() as conn:
