@@ -134,6 +134,11 @@ class Bench:
                 proc.wait(5)
 
     def cleanup(self) -> None:
+        for log in self.tmp.glob("*.log"):
+            text_ = log.read_text(errors="replace")
+            if "Traceback" in text_:
+                say(f"erreurs du serveur ({log.name}), dernière trace :")
+                print(text_[text_.rfind("Traceback"):][:3000])
         for proc in self.procs:
             try:
                 self.stop(proc)
@@ -157,6 +162,13 @@ class Bench:
 
     # ------------------------------------------------------------ wrk
     def wrk(self, name: str, port: int, lines: list[str]) -> dict:
+        spy = None
+        pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if PROFILE and "(ours)" in name and Path(pyspy).exists():
+            spy_out = self.tmp / f"profile-{name.split()[0]}.txt"
+            spy = subprocess.Popen([pyspy, "record", "--subprocesses", "--nonblocking", "-r", "200", "-d",
+                                    str(SECONDS), "-f", "raw", "-o", str(spy_out), "--pid", str(self.portal.pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         users = self.tmp / f"{name.replace(' ', '_')}.tsv"
         users.write_text("\n".join(lines) + "\n")
         threads = min(WRK_THREADS, len(lines))
@@ -173,6 +185,9 @@ class Bench:
         row = {"endpoint": name, "rps": rps, "p50": lat.get("50"), "p99": lat.get("99"), "errors": bad + socket_errors}
         say(f"{name}: {rps:.0f} req/s, p50 {row['p50']} ms, p99 {row['p99']} ms, erreurs {row['errors']}")
         self.results.append(row)
+        if spy is not None:
+            spy.wait(SECONDS + 30)
+            print_profile(name, spy_out)
         return row
 
     # ------------------------------------------------------------ the run
@@ -397,6 +412,41 @@ class Bench:
         say(f"places données au-delà de la capacité : {over[0]} ; compteurs Slot.taken incohérents : {over[1]}")
         self.inconsistent = int(over[1])
         return int(over[0])
+
+
+def print_profile(name: str, path: Path, top: int = 25) -> None:
+    """py-spy's collapsed stacks: the share of samples inside each function (inclusive) and on it (self)."""
+    if not path.exists():
+        say(f"pas de profil pour {name}")
+        return
+    inclusive: dict = {}
+    own: dict = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _sp, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        frames = [re.sub(r" \((/[^)]*/)?([^/)]+:\d+)\)$", r" (\2)", f) for f in stack.split(";")[1:]]
+        if not frames:
+            continue
+        total += n
+        for frame in {re.sub(r":\d+\)$", ")", f) for f in frames}:
+            inclusive[frame] = inclusive.get(frame, 0) + n
+        leaf = re.sub(r":\d+\)$", ")", frames[-1])
+        own[leaf] = own.get(leaf, 0) + n
+    print(f"\nProfil py-spy — {name} ({total} échantillons)")
+    print("  inclusif (fonctions du projet et des bibliothèques clés) :")
+    keys = ("app.py", "routes.py", "booking.py", "planning.py", "demandes.py", "locking.py", "web.py", "scoping.py",
+            "waiting_room.py", "gate.py", "render_template", "dispatch_request", "do_orm_execute", "execute",
+            "commit", "flush", "_load_user", "url_for", "format_date", "gettext", "open_session", "save_session",
+            "validate_csrf", "load_tenant", "_connection_for_bind", "do_execute", "recv", "connect")
+    rows = sorted(((v, k) for k, v in inclusive.items() if any(x in k for x in keys)), reverse=True)[:top]
+    for v, k in rows:
+        print(f"    {100 * v / total:5.1f}%  {k}")
+    print("  propre (temps passé dans la fonction elle-même) :")
+    for v, k in sorted(((v, k) for k, v in own.items()), reverse=True)[:12]:
+        print(f"    {100 * v / total:5.1f}%  {k}")
 
 
 def _ms(raw: str) -> float:
