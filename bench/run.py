@@ -95,7 +95,7 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="portail-bench-"))
         self.db_name = f"portail_bench_{secrets.token_hex(4)}"
         self.results: list[tuple] = []
-        self.errors = 0
+        self.used: set[str] = set()  # parents logged in before the opening morning
 
     # ------------------------------------------------------------ setup / cleanup
     def database(self) -> str:
@@ -264,6 +264,7 @@ class Bench:
             nonlocal cells
             slug, info = communes[i % len(communes)]
             parent = info["parents"][-(i // len(communes)) - 1]  # the scenario takes them from the front
+            self.used.add(parent["email"])
             b = Browser(HOST, port)
             assert await login(b, slug, parent["email"], BENCH_PASSWORD), parent["email"]
             act = info["activities"]["periscolaire"]
@@ -295,6 +296,7 @@ class Bench:
 
         slug, info = next(iter(self.data["communes"].items()))
         emails = [p["email"] for p in info["parents"][-CONNECTIONS - 40:-CONNECTIONS]]
+        self.used.update(emails)
         with self.app.app_context(), unscoped():
             from sqlalchemy import update
 
@@ -335,13 +337,13 @@ class Bench:
                     waiting_room.configure(act, opening_at=opening, concurrent=ROOM_SIZE, minutes=10)
                     db.session.commit()
             db.engine.dispose()
-        # parents from the front of each commune's list, interleaved, arriving uniformly over the minute
+        # parents not used above, from the front of each commune's list, arriving uniformly over the minute
         pool = []
         lists = [(slug, info) for slug, info in self.data["communes"].items()]
         i = 0
-        while len(pool) < PARENTS and any(info["parents"][i:] for _s, info in lists):
+        while len(pool) < PARENTS and any(i < len(info["parents"]) for _s, info in lists):
             for slug, info in lists:
-                if i < len(info["parents"]) - CONNECTIONS - 40 and len(pool) < PARENTS:
+                if i < len(info["parents"]) and info["parents"][i]["email"] not in self.used and len(pool) < PARENTS:
                     pool.append((slug, info["parents"][i]["email"], info["activities"]["rush"]))
             i += 1
         import random

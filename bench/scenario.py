@@ -1,7 +1,8 @@
 """The opening morning: N parents arrive over a minute for the rush activity's places.
 
 Each simulated parent logs in, opens the reservation wizard (the waiting room when it is
-their turn to wait, polled like htmx does, at the interval the page asks for), chooses
+their turn to wait, polled like htmx does, at the interval the page asks for; a parent
+leaves when the waiting room announces "Complet"), chooses
 their children, ticks a session that still has places (another one if it is "Complet",
 three tries), and validates, or cancels the démarche when everything is full.
 Everything is bounded in time: parents still busy at the deadline are counted as such.
@@ -55,20 +56,20 @@ async def _parent(p: Parent, host: str, port: int, password: str, t0: float, dea
         if res.status == 303 and "/attente/" in res.location:
             p.waited = True
             room = res.location
-            page = await b.get(room)
-            every = int((TRIGGER_RE.search(page.body) or [None, 2])[1])
-            while True:
-                if time.monotonic() > deadline:
-                    return
-                await asyncio.sleep(every * (0.8 + 0.4 * rnd.random()))
-                poll = await b.get(room, headers=HX)
-                if poll.headers.get("hx-redirect"):
-                    break
+            poll = await b.get(room)
+            while not poll.headers.get("hx-redirect") and poll.status != 303:
                 if poll.status != 200:
                     p.errors.append(f"poll {poll.status}")
                     p.outcome = "failed"
                     return
-                every = int((TRIGGER_RE.search(poll.body) or [None, every])[1])
+                if 'data-places="0"' in poll.body:  # "Complet" announced in the waiting room: this parent gives up
+                    p.outcome = "full"
+                    return
+                if time.monotonic() > deadline:
+                    return
+                every = int((TRIGGER_RE.search(poll.body) or [None, 2])[1])
+                await asyncio.sleep(every * (0.8 + 0.4 * rnd.random()))
+                poll = await b.get(room, headers=HX)
             res = await b.get(step1)
         p.admitted = time.monotonic() - t0
         if res.status != 200:

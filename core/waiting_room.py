@@ -90,6 +90,17 @@ def configure(activity: Activity, *, opening_at: datetime | None, concurrent: in
     activity.rush_minutes = minutes
 
 
+def online_places_left(activity: Activity) -> int:
+    """Places still offered online in the activity's coming slots (what the waiting room announces)."""
+    from core.models import Slot
+
+    online = (Slot.capacity * max(0, min(100, activity.online_quota_pct))) / 100
+    left = func.greatest(func.floor(online) - Slot.taken, 0) if db.session.get_bind().dialect.name == "postgresql" \
+        else func.max(func.cast(online, db.Integer) - Slot.taken, 0)
+    return int(db.session.scalar(select(func.coalesce(func.sum(left), 0)).where(
+        Slot.activity_id == activity.id, Slot.last_day >= utcnow().date())) or 0)
+
+
 def to_naive_utc(moment: datetime) -> datetime:
     """An aware moment (any zone) as stored in the database; a naive one is taken as UTC."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

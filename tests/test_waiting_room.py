@@ -244,3 +244,31 @@ def test_flask_rush_open_sets_the_opening_and_the_room(app, make_activity, tenan
     with app.app_context(), tenant_scope(act["tenant_id"]):
         assert db.session.get(Activity, act["id"]).rush_concurrent is None
         db.session.remove()
+
+
+def test_the_waiting_room_says_when_every_online_place_is_taken(app, make_web, make_family, make_activity, inscribe,
+                                                                tenants):
+    from core.models import Slot
+
+    act = _room(app, make_activity, concurrent=1)
+    fams = [make_family("auray", children=[("Maël", "2021-04-12")]) for _ in range(2)]
+    webs = [make_web() for _ in fams]
+    for w, f in zip(webs, fams, strict=True):
+        inscribe(act, f["child_ids"])
+        w.login("auray", f["email"])
+    assert webs[0].get(f"/auray/reservations/{act['id']}").status_code == 200  # admitted: the only place in the room
+    room = webs[1].get(f"/auray/reservations/{act['id']}").headers["Location"]
+    assert "Il reste 30 places proposées en ligne." in webs[1].get(room).get_data(as_text=True)  # 5 days x 3 units x 2
+    with app.app_context(), tenant_scope(tenants["auray"]):
+        for slot in db.session.scalars(select(Slot).where(Slot.activity_id == act["id"])):
+            slot.taken = slot.capacity
+        db.session.commit()
+        db.session.remove()
+    poll = webs[1].get(room, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Complet" in poll and "Votre position dans la file : 1" in poll
+
+
+def test_the_waiting_room_asks_to_log_in_first(app, make_web, make_activity):
+    act = _room(app, make_activity, concurrent=1)
+    res = make_web().get(f"/auray/attente/{act['id']}")
+    assert res.status_code == 302 and "/auray/connexion" in res.headers["Location"]

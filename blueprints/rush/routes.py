@@ -1,43 +1,54 @@
 from __future__ import annotations
 
-from flask import g, make_response, redirect, render_template, request, url_for
+from flask import g, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
 from sqlalchemy.exc import OperationalError
 
 from blueprints.links import safe_next
 from blueprints.rush import bp
 from core import waiting_room
 from core.locking import Busy
-from core.models import ROLE_PARENT, Activity
+from core.models import Activity
 from extensions import db
 from tenants.scoping import get_or_404
-from tenants.web import role_required
 
 # PostgreSQL: lock_not_available (lock_timeout), deadlock_detected, serialization_failure
 LOCK_SQLSTATES = {"55P03", "40P01", "40001"}
 
 
 def poll_seconds(position: int) -> int:
-    """The far end of the queue asks less often: the server keeps its strength for those booking."""
-    if position <= 50:
+    """The far end of the queue asks less often: the server keeps its strength for those booking
+    (an admitted parent has GRACE_SECONDS to show up, far more than the longest interval)."""
+    if position <= 20:
         return 2
-    if position <= 500:
+    if position <= 100:
         return 5
-    return 10
+    if position <= 500:
+        return 15
+    return 30
 
 
 def _is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
+def _parent_id() -> int | None:
+    """The logged-in parent of this commune, from the session alone: the waiting room is polled by
+    thousands at once, so it spares the user query (the wizard's gate checks the account itself).
+    The session cookie is per commune and only set by a login in this commune."""
+    kind, _sep, raw = (session.get("_user_id") or "").partition(":")
+    return int(raw) if kind == "u" and raw.isdigit() else None
+
+
 @bp.route("/attente/<int:activity_id>")
-@role_required(ROLE_PARENT)
 def wait(activity_id):
     """The waiting room: the parent's position, refreshed by htmx (or a refresh without JS)."""
+    user_id = _parent_id()
+    if user_id is None:
+        return redirect(url_for("auth.login", next=request.full_path))
     activity = get_or_404(db.session, Activity, activity_id)
     suite = safe_next(request.args.get("suite"), url_for("reservations.step1", activity_id=activity.id))
-    ticket = waiting_room.check(activity, current_user.id, enter=True)
+    ticket = waiting_room.check(activity, user_id, enter=True)
     if ticket.may_book:
         if _is_htmx():
             response = make_response("", 200)
@@ -45,7 +56,7 @@ def wait(activity_id):
             return response
         return redirect(suite, code=303)
     context = {"activity": activity, "ticket": ticket, "suite": suite, "every": poll_seconds(ticket.position),
-               "minutes": waiting_room.minutes_for(activity)}
+               "minutes": waiting_room.minutes_for(activity), "places": waiting_room.online_places_left(activity)}
     if _is_htmx():
         return render_template("rush/_wait_status.html", **context)
     return render_template("rush/wait.html", **context)
