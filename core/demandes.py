@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from core.booking import _release, describe_slot, promote_waitlist, slot_dates
 from core.clock import utcnow
@@ -95,9 +96,14 @@ def next_number(name: str = "demande") -> int:
     """Allocate the commune's next number under a row lock (gap-free, unique per commune)."""
     counter = db.session.scalars(select(Counter).where(Counter.name == name)).first()
     if counter is None:
-        counter = Counter(name=name, value=0)
-        db.session.add(counter)
-        db.session.flush()
+        # The commune's first demandes may come at once (an opening morning): one creates the row,
+        # the others hit the unique constraint inside a savepoint and use that row.
+        try:
+            with db.session.begin_nested():
+                db.session.add(Counter(name=name, value=0))
+        except IntegrityError:
+            pass
+        counter = db.session.scalars(select(Counter).where(Counter.name == name)).one()
     counter = lock_one(Counter, counter.id)
     counter.value += 1
     return counter.value

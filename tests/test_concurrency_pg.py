@@ -275,6 +275,25 @@ def test_four_days_ticked_together_are_all_or_nothing(race_app, app, make_activi
 
 # ---------------------------------------------------------------- validation and decisions
 
+def test_the_first_demandes_of_a_commune_validated_at_once_get_distinct_numbers(race_app, app, make_activity, tenants):
+    """No demande yet in the commune (no counter row): 30 "Valider" at once all succeed, numbered 1 to 30."""
+    act = make_activity("saint-loubes", code="peri-first", ages=[3, 12], days=30,
+                        units=[{"code": "matin", "label": "Matin", "capacity": 60}])
+    slots = sorted(act["slots"].values())  # one slot each: nothing else makes them wait for each other
+    fams = bulk_families(race_app, act["tenant_id"], act["id"], 30)
+    for fam, slot in zip(fams, slots, strict=True):
+        with race_app.app_context(), tenant_scope(act["tenant_id"]):
+            tick(fam["cart_id"], [(fam["child_id"], slot, True)])
+            db.session.remove()
+
+    def valider(i):
+        return retrying(lambda: submit_cart(db.session.get(Cart, fams[i]["cart_id"]),
+                                            db.session.get(User, fams[i]["user_id"]), links=None).number)
+
+    numbers = race(race_app, act["tenant_id"], len(fams), valider)
+    assert sorted(numbers) == list(range(1, 31))
+
+
 def test_two_concurrent_valider_of_the_same_demarche_make_one_demande(race_app, app, make_family, make_activity,
                                                                      inscribe, make_web, tenants):
     from tests.test_reservations_web import start_wizard
