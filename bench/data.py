@@ -99,7 +99,7 @@ def build(app, seed: int = 2026) -> dict:
             acts = out["communes"][tenant.slug]["activities"]
             out["communes"][tenant.slug]["parents"] = []
             n_fam = per_tenant if t_index < len(tenants) - 1 else FAMILIES - per_tenant * (len(tenants) - 1)
-            for f in range(n_fam):
+            for _f in range(n_fam):
                 fam_id += 1
                 name = f"FAMILLE{fam_id:05d}"
                 fam_rows.append((fam_id, tenant.id, name, f"B{fam_id:07d}", now))
@@ -116,7 +116,7 @@ def build(app, seed: int = 2026) -> dict:
                     for act_id in acts.values():
                         ins_id += 1
                         ins_rows.append((ins_id, tenant.id, child_id, act_id, "accepted", now, now))
-                for p in range(2 if rnd.random() < SECOND_PARENT_SHARE else 1):
+                for _p in range(2 if rnd.random() < SECOND_PARENT_SHARE else 1):
                     user_id += 1
                     email = f"parent{user_id}@{tenant.slug}.test"
                     user_rows.append((user_id, tenant.id, email, "Parent", name.title(), pw_hash, "parent", fam_id,

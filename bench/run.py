@@ -331,7 +331,7 @@ class Bench:
 
         opening = utcnow()
         with self.app.app_context():
-            for slug, info in self.data["communes"].items():
+            for info in self.data["communes"].values():
                 with tenant_scope(info["tenant_id"]):
                     act = db.session.get(Activity, info["activities"]["rush"])
                     waiting_room.configure(act, opening_at=opening, concurrent=ROOM_SIZE, minutes=10)

@@ -23,6 +23,7 @@ No request, no HTML here.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -33,7 +34,9 @@ from core.clock import utcnow
 from core.models import Activity, WaitingTicket
 from extensions import db
 
-GRACE_SECONDS = 120          # an admitted parent must show up within this time
+log = logging.getLogger(__name__)
+
+GRACE_SECONDS = 180          # an admitted parent must show up within this time (> the longest poll)
 DEFAULT_MINUTES = 10         # then has this long to finish (Activity.rush_minutes overrides)
 KEY_TTL_SECONDS = 3 * 86400  # Redis keys of a room vanish a few days after its last use
 
@@ -113,8 +116,15 @@ def check(activity: Activity, user_id: int, *, enter: bool = True, start: bool =
     page) starts the admitted parent's booking time on first use."""
     if not is_active(activity):
         return Ticket(OPEN)
-    return backend().check(activity.tenant_id, activity.id, int(user_id), limit=int(activity.rush_concurrent),
-                           grace=GRACE_SECONDS, session=minutes_for(activity) * 60, enter=enter, start=start)
+    room = backend()
+    try:
+        return room.check(activity.tenant_id, activity.id, int(user_id), limit=int(activity.rush_concurrent),
+                          grace=GRACE_SECONDS, session=minutes_for(activity) * 60, enter=enter, start=start)
+    except Exception as exc:  # noqa: BLE001 - Redis unreachable: let parents book (the row locks keep
+        if not isinstance(room, RedisRoom):  # every place safe), and say it in the logs
+            raise
+        log.warning("salle d'attente indisponible (%s) : les familles passent sans attendre", exc)
+        return Ticket(OPEN)
 
 
 def leave(activity: Activity, user_id: int) -> None:

@@ -272,3 +272,15 @@ def test_the_waiting_room_asks_to_log_in_first(app, make_web, make_activity):
     act = _room(app, make_activity, concurrent=1)
     res = make_web().get(f"/auray/attente/{act['id']}")
     assert res.status_code == 302 and "/auray/connexion" in res.headers["Location"]
+
+
+def test_without_redis_the_room_lets_parents_book(app, make_activity, tenants):
+    """Redis unreachable on the morning: no waiting room, but booking goes on (row locks keep places safe)."""
+    act = _room(app, make_activity, concurrent=1)
+    users = _users(app, tenants["auray"], 2)
+    old = app.config.get("REDIS_URL")
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
+    try:
+        assert [_check(app, act, u).state for u in users] == ["open", "open"]
+    finally:
+        app.config["REDIS_URL"] = old

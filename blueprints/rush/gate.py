@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from flask import abort, g, make_response, redirect, request, url_for
 from flask_login import current_user
-
 from sqlalchemy import select
 
 from core import waiting_room

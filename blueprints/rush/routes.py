@@ -24,8 +24,8 @@ def poll_seconds(position: int) -> int:
     if position <= 100:
         return 5
     if position <= 500:
-        return 15
-    return 30
+        return 20
+    return 60
 
 
 def _is_htmx() -> bool:
