@@ -76,6 +76,25 @@ def ensure_wrk() -> str:
     return path
 
 
+def ensure_services() -> None:
+    """PostgreSQL and Redis on this machine (started like .ci/run does when they are down)."""
+    if subprocess.run(["pg_isready", "-h", HOST, "-p", "5432", "-q"], check=False).returncode != 0:
+        versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+        if versions:
+            say("démarrage de PostgreSQL")
+            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[0], "main", "start"], check=False)
+            for _ in range(30):
+                if subprocess.run(["pg_isready", "-h", HOST, "-p", "5432", "-q"], check=False).returncode == 0:
+                    break
+                time.sleep(1)
+    ping = subprocess.run(["redis-cli", "-h", HOST, "-p", "6379", "ping"], capture_output=True, check=False)
+    if ping.returncode != 0 and shutil.which("redis-server"):
+        say("démarrage de Redis")
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
+                        "--save", "", "--appendonly", "no"], check=False, stdout=subprocess.DEVNULL)
+        time.sleep(1)
+
+
 def wait_http(port: int, path: str, seconds: float = 60) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -193,6 +212,7 @@ class Bench:
     # ------------------------------------------------------------ the run
     def main(self) -> int:
         self.wrk_bin = ensure_wrk()
+        ensure_services()
         say("base PostgreSQL " + self.db_name)
         self.database()
         os.environ.update({k: v for k, v in self.env().items() if k not in os.environ or k.startswith(
