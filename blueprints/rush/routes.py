@@ -17,15 +17,17 @@ LOCK_SQLSTATES = {"55P03", "40P01", "40001"}
 
 
 def poll_seconds(position: int) -> int:
-    """The far end of the queue asks less often: the server keeps its strength for those booking
-    (an admitted parent has GRACE_SECONDS to show up, far more than the longest interval)."""
-    if position <= 20:
-        return 2
-    if position <= 100:
+    """The far end of the queue asks less often: the server keeps its strength for those booking.
+    With 2,500 parents in line, polls every few seconds would cost more than the bookings
+    (measured by `make bench`); an admitted parent has GRACE_SECONDS to show up, more than
+    the longest interval."""
+    if position <= 10:
         return 5
-    if position <= 500:
-        return 20
-    return 60
+    if position <= 50:
+        return 15
+    if position <= 200:
+        return 45
+    return 120
 
 
 def _is_htmx() -> bool:
