@@ -35,6 +35,10 @@ test: install translations
 	$(PY) -m playwright --version >/dev/null
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## make bench: the portal against a bare-Flask baseline, then the opening morning (PostgreSQL, Redis, wrk; ~8 min)
+bench: install translations
+	$(PY) bench/run.py
+
 lint: install
 	$(VENV)/bin/ruff check .
 

@@ -102,6 +102,7 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.inscriptions import bp as inscriptions_bp
     from blueprints.public import bp as public_bp
     from blueprints.reservations import bp as reservations_bp
+    from blueprints.rush import bp as rush_bp
     from blueprints.support import bp as support_bp
 
     app.register_blueprint(public_bp)
@@ -113,6 +114,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(demandes_bp)
     app.register_blueprint(agenda_bp)
     app.register_blueprint(support_bp)
+    app.register_blueprint(rush_bp)
 
 
 def _register_errors(app: Flask) -> None:

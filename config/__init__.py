@@ -85,6 +85,7 @@ class TestingConfig(BaseConfig):
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_SQLALCHEMY_URI", "sqlite://")
     RATELIMIT_STORAGE_URI = "memory://"
     SERVER_NAME = None
+    TENANT_CACHE_SECONDS = 0  # tests change communes between requests
 
 
 class ProductionConfig(BaseConfig):

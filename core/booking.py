@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from core import calendar as cal
 from core.clock import utcnow
-from core.locking import lock
+from core.locking import lock, lock_one
 from core.models import (
     ACTION_BOOK,
     ACTION_CANCEL,
@@ -147,18 +147,19 @@ class Context:
         if child_ids and ctx.activities:
             for ins in db.session.scalars(select(Inscription).where(
                     Inscription.child_id.in_(child_ids), Inscription.activity_id.in_(list(ctx.activities)),
-                    Inscription.status == INSCRIPTION_ACCEPTED)):
+                    Inscription.status == INSCRIPTION_ACCEPTED).execution_options(populate_existing=True)):
                 ctx.inscribed.add((ins.child_id, ins.activity_id))
         days = sorted({s.day for s in slots})
         if child_ids and days:
             rows = db.session.execute(
                 select(Reservation, Slot).join(Slot, Reservation.slot_id == Slot.id).where(
                     Reservation.child_id.in_(child_ids), Reservation.activity_id.in_(list(ctx.activities)),
-                    Slot.day >= days[0], Slot.day <= days[-1])).all()
+                    Slot.day >= days[0], Slot.day <= days[-1]).execution_options(populate_existing=True)).all()
             for res, slot in rows:
                 ctx._index(res, slot)
         if cart is not None:
-            for item in db.session.scalars(select(CartItem).where(CartItem.cart_id == cart.id)):
+            for item in db.session.scalars(select(CartItem).where(CartItem.cart_id == cart.id)
+                                           .execution_options(populate_existing=True)):
                 ctx.items[(item.child_id, item.slot_id)] = item
         return ctx
 
@@ -195,7 +196,7 @@ class Context:
                 return reason
             if reason == cal.CLOSED_OUTSIDE:
                 return reason
-        if activity.opening_at is not None and self.now.replace(tzinfo=None) < activity.opening_at:
+        if activity.opening_at is not None and self.now.astimezone(UTC).replace(tzinfo=None) < activity.opening_at:  # naive UTC
             return "not_open"
         if activity.validation_mode == VALIDATION_PRERESERVATION and activity.prereservation_until \
                 and self.now.date() > activity.prereservation_until:
@@ -276,7 +277,8 @@ def release_expired_holds_of(slots: dict[int, Slot]) -> list[int]:
     now = utcnow()
     freed = []
     for res in db.session.scalars(select(Reservation).where(
-            Reservation.slot_id.in_(list(slots)), Reservation.status == RES_HELD, Reservation.held_until < now)):
+            Reservation.slot_id.in_(list(slots)), Reservation.status == RES_HELD, Reservation.held_until < now)
+            .execution_options(populate_existing=True)):
         _release(res, slots[res.slot_id])
         if res.cart_id is not None:
             for item in db.session.scalars(select(CartItem).where(CartItem.reservation_id == res.id)):
@@ -288,10 +290,16 @@ def release_expired_holds_of(slots: dict[int, Slot]) -> list[int]:
 def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: bool = False) -> dict:
     """Apply desired states [(child_id, slot_id, want)] in one transaction (caller commits).
 
-    Locks the slots, then the children, in id order; re-reads what it judges under the locks.
+    Locks the cart, then the slots, then the children, in id order (the order every path
+    follows: cart or demande, slots, children); re-reads what it judges under the locks.
     Returns {(child_id, slot_id): Cell} with the state after the change.
     """
     cart = ctx.cart
+    if cart is None or not cart_is_open(cart):
+        raise BookingError("cart_closed")
+    # The cart first: a concurrent "Valider" of the same démarche is then either done (and this
+    # tick refused) or not started; re-checked under the lock with fresh values.
+    cart = lock_one(Cart, cart.id)
     if cart is None or not cart_is_open(cart):
         raise BookingError("cart_closed")
     slot_ids = {s for _c, s, _w in wishes}
@@ -390,6 +398,7 @@ def _apply(ctx: Context, child_id: int, slot_id: int, want: bool, *, waitlist: b
 
 def cancel_cart(cart: Cart) -> None:
     """"Annuler la démarche": every held place is released at once."""
+    lock_one(Cart, cart.id)  # same order as a tick: the cart, then its slots
     holds = db.session.scalars(select(Reservation).where(Reservation.cart_id == cart.id,
                                                          Reservation.status == RES_HELD)).all()
     slots = lock(Slot, {r.slot_id for r in holds})

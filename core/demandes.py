@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from core.booking import _release, describe_slot, promote_waitlist, slot_dates
 from core.clock import utcnow
@@ -99,9 +100,14 @@ def next_number(name: str = "demande") -> int:
     """Allocate the commune's next number under a row lock (gap-free, unique per commune)."""
     counter = db.session.scalars(select(Counter).where(Counter.name == name)).first()
     if counter is None:
-        counter = Counter(name=name, value=0)
-        db.session.add(counter)
-        db.session.flush()
+        # The commune's first demandes may come at once (an opening morning): one creates the row,
+        # the others hit the unique constraint inside a savepoint and use that row.
+        try:
+            with db.session.begin_nested():
+                db.session.add(Counter(name=name, value=0))
+        except IntegrityError:
+            pass
+        counter = db.session.scalars(select(Counter).where(Counter.name == name)).one()
     counter = lock_one(Counter, counter.id)
     counter.value += 1
     return counter.value
@@ -145,7 +151,8 @@ def submit_cart(cart: Cart, user: User, *, links) -> Demande:
     activities = {a.id: a for a in db.session.scalars(select(Activity).where(
         Activity.id.in_({s.activity_id for s in slots.values()})))}
     reservations = {r.id: r for r in db.session.scalars(select(Reservation).where(
-        Reservation.id.in_([i.reservation_id for i in items if i.reservation_id])))}
+        Reservation.id.in_([i.reservation_id for i in items if i.reservation_id]))
+        .execution_options(populate_existing=True))}  # read under the slot locks
     lost = [i for i in items if i.action == ACTION_BOOK and (
         i.reservation_id not in reservations or reservations[i.reservation_id].status != RES_HELD
         or reservations[i.reservation_id].cart_id != cart.id)]
@@ -278,7 +285,7 @@ def decide(demande: Demande, *, accept: set[int], refuse: set[int], motif: str |
                 ins.status = INSCRIPTION_ACCEPTED if ok else INSCRIPTION_REFUSED
                 ins.decided_at = utcnow()
         elif line.reservation_id:
-            res = db.session.get(Reservation, line.reservation_id)
+            res = db.session.get(Reservation, line.reservation_id, populate_existing=True)  # read under the slot lock
             if res is not None and res.status == RES_PENDING:
                 if ok:
                     res.status = RES_RESERVED
@@ -320,7 +327,7 @@ def cancel_demande(demande: Demande, user: User) -> Demande:
             if ins is not None and ins.status == INSCRIPTION_PENDING:
                 db.session.delete(ins)
         elif line.reservation_id:
-            res = db.session.get(Reservation, line.reservation_id)
+            res = db.session.get(Reservation, line.reservation_id, populate_existing=True)  # read under the slot lock
             if res is not None and res.status in (RES_PENDING, RES_WAITLIST):
                 taking = res.status == RES_PENDING
                 res.status = RES_CANCELLED

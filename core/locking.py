@@ -25,8 +25,15 @@ def is_postgres() -> bool:
 
 
 def set_lock_timeout() -> None:
-    if is_postgres():
-        db.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    """Once per transaction (SET LOCAL lasts until its end): one round trip, not one per lock."""
+    if not is_postgres():
+        return
+    session = db.session()
+    transaction = session.get_transaction()
+    if transaction is not None and session.info.get("lock_timeout_set") is transaction:
+        return
+    db.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    session.info["lock_timeout_set"] = session.get_transaction()
 
 
 def lock(model, ids) -> dict:

@@ -205,6 +205,9 @@ class Activity(TenantScoped, db.Model):
     calendar: Mapped[dict] = mapped_column(JSON, default=dict)
     hold_minutes: Mapped[int] = mapped_column(Integer, default=20)
     opening_at: Mapped[datetime | None]
+    # Opening-day waiting room (`flask rush open`): how many parents book at once, and for how long
+    rush_concurrent: Mapped[int | None] = mapped_column(Integer)
+    rush_minutes: Mapped[int | None] = mapped_column(Integer)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     position: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -456,6 +459,25 @@ class CartItem(TenantScoped, db.Model):
     cart: Mapped[Cart] = relationship(back_populates="items")
     child: Mapped[Child] = relationship()
     slot: Mapped[Slot] = relationship()
+
+
+class WaitingTicket(TenantScoped, db.Model):
+    """A parent's place in an activity's waiting room, when no Redis is configured.
+
+    With Redis the room lives in sorted sets (core/waiting_room.py); this table is the
+    fallback so that `make run` works with SQLite alone.  Arrival order is the id.
+    """
+
+    __tablename__ = "waiting_ticket"
+    __table_args__ = (UniqueConstraint("tenant_id", "activity_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activity.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    arrived_at: Mapped[datetime] = mapped_column(default=utcnow)
+    admitted_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]   # admitted: until when (grace to show up, then the booking time)
+    started_at: Mapped[datetime | None]   # first wizard page after admission
 
 
 from core.admin_models import AllocationRun, AuditLog  # noqa: E402,F401  (back-office models)

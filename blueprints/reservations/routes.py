@@ -12,6 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from blueprints.links import WebLinks
 from blueprints.reservations import bp
 from blueprints.reservations import planning as pl
+from blueprints.rush.gate import gate as rush_gate
+from blueprints.rush.gate import leave as rush_leave
 from core import booking
 from core import calendar as cal
 from core.booking import BookingError
@@ -65,6 +67,7 @@ def _load_cart(cart_id: int, *, must_be_open: bool = True) -> Cart:
 def _cart_scope(cart: Cart):
     activities = db.session.scalars(select(Activity).where(Activity.id.in_(cart.activity_ids))
                                     .order_by(Activity.position, Activity.id)).all()
+    rush_gate(activities)  # opening-day waiting room (planning, ticks)
     children = db.session.scalars(select(Child).where(Child.id.in_(cart.child_ids),
                                                       Child.family_id == cart.family_id)
                                   .order_by(Child.birth_date)).all()
@@ -98,6 +101,7 @@ def index():
 def step1(activity_id):
     """1 - Choix des personnes (several children, and other activities to do at the same time)."""
     activity = get_or_404(db.session, Activity, activity_id)
+    rush_gate([activity])  # opening-day waiting room
     children = _family_children()
     child_ids = [c.id for c in children]
     inscriptions = db.session.scalars(select(Inscription).where(
@@ -192,6 +196,17 @@ def _summarise(cells: dict, *, want: bool) -> None:
                                  refused), *reasons]), "error")
 
 
+def _commit_keeping_loaded() -> None:
+    """Commit without expiring the objects the answer is about to show: they hold what was just
+    written, and reloading them would cost a query each (measured by `make bench`)."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+
+
 @bp.post("/demarches/<int:cart_id>/choix")
 @role_required(ROLE_PARENT)
 def choose(cart_id):
@@ -207,7 +222,7 @@ def choose(cart_id):
     message = None
     try:
         cells = booking.set_choices(ctx, [(child_id, slot_id, want)], waitlist=waitlist)
-        db.session.commit()
+        _commit_keeping_loaded()
         cell = cells[(child_id, slot_id)]
     except Busy:
         db.session.rollback()
@@ -222,7 +237,7 @@ def choose(cart_id):
         return redirect(request.form.get("back") or url_for("reservations.planning", cart_id=cart.id), code=303)
     activity = ctx.activities[ctx.slots[slot_id].activity_id]
     slot = ctx.slots[slot_id]
-    count = db.session.scalar(select(db.func.count(CartItem.id)).where(CartItem.cart_id == cart.id))
+    count = len(ctx.items)  # every item of the démarche, kept up to date by set_choices
     return render_template("reservations/_tick.html", cart=cart, cell=cell, child=ctx.children[child_id], slot=slot,
                            activity=activity, remaining=max(0, booking.online_remaining(activity, slot)),
                            count=count, message=message, children=list(ctx.children.values()), ctx=ctx)
@@ -430,6 +445,7 @@ def submit(cart_id):
             if demande is None:
                 raise
         done = demande
+        rush_leave(cart)  # the next family in the waiting room may come in
     return redirect(url_for("demandes.show", number=done.number, nouvelle=1), code=303)
 
 
@@ -446,6 +462,7 @@ def cancel(cart_id):
             db.session.rollback()
             flash(_(RETRY), "error")
             return redirect(url_for("reservations.recap", cart_id=cart.id))
+        rush_leave(cart)
     flash(_("La démarche a été annulée : rien n'a été réservé."), "info")
     return redirect(url_for("reservations.index"))
 
