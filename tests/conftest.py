@@ -31,6 +31,21 @@ def require(service: str, reason: str):
     pytest.skip(f"{service} indisponible : {reason}")
 
 
+@pytest.fixture
+def redis_url():
+    """A real Redis (TEST_REDIS_URL): skipped on a newcomer's machine, a failure in CI."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        require("Redis", "définissez TEST_REDIS_URL (par exemple redis://127.0.0.1:6379/15)")
+    from redis import Redis
+
+    try:
+        Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001
+        require("Redis", f"{url} ne répond pas ({exc})")
+    return url
+
+
 # ------------------------------------------------------------------ database
 
 def _pg_admin_url() -> str | None:

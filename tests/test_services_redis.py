@@ -1,6 +1,5 @@
 """Real Redis: mails through RQ, the throttle's storage.  Skipped without TEST_REDIS_URL, failed in CI."""
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,24 +12,11 @@ from sqlalchemy import select
 from core.models import MAIL_PENDING, MAIL_QUEUED, MAIL_SENT, OutboxMail
 from extensions import db
 from tenants.context import unscoped
-from tests.conftest import require
 
 pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def redis_url():
-    url = os.environ.get("TEST_REDIS_URL")
-    if not url:
-        require("Redis", "définissez TEST_REDIS_URL (par exemple redis://127.0.0.1:6379/15)")
-    from redis import Redis
-
-    try:
-        Redis.from_url(url, socket_connect_timeout=2).ping()
-    except Exception as exc:  # noqa: BLE001
-        require("Redis", f"{url} ne répond pas ({exc})")
-    return url
 
 
 @pytest.fixture
