@@ -148,6 +148,7 @@ def submit_cart(cart: Cart, user: User, *, links) -> Demande:
     if not items:
         raise DemandeError("empty", str(_l("Votre demande est vide : cochez au moins une case du planning.")))
     slots = lock(Slot, {i.slot_id for i in items})
+    lock(Child, {i.child_id for i in items})  # same order as set_choices: démarche, slots, children
     activities = {a.id: a for a in db.session.scalars(select(Activity).where(
         Activity.id.in_({s.activity_id for s in slots.values()})))}
     reservations = {r.id: r for r in db.session.scalars(select(Reservation).where(
