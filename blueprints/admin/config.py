@@ -320,6 +320,15 @@ def commune_settings():
     return _settings_page(current_tenant())
 
 
+def _saved(tenant, anchor: str, what: str, message: str, **settings):
+    """Store commune settings, record them in the audit log, tell the agent, back to the block."""
+    svc.update_settings(tenant, **settings)
+    db.session.commit()
+    audit(what)
+    flash(message, "success")
+    return redirect(url_for("admin.commune_settings") + f"#{anchor}", code=303)
+
+
 @bp.post("/commune/motifs")
 @agent_required
 def settings_motifs():
@@ -333,11 +342,8 @@ def settings_motifs():
     if not valid:
         no_change()
         return _settings_page(tenant, motifs=form)
-    svc.update_settings(tenant, refusal_motifs=motifs)
-    db.session.commit()
-    audit(_("Motifs de refus modifiés"))
-    flash(_("Les motifs de refus sont enregistrés."), "success")
-    return redirect(url_for("admin.commune_settings") + "#bloc-motifs", code=303)
+    return _saved(tenant, "bloc-motifs", _("Motifs de refus modifiés"),
+                  _("Les motifs de refus sont enregistrés."), refusal_motifs=motifs)
 
 
 @bp.post("/commune/accueil")
@@ -356,11 +362,8 @@ def settings_home():
             home[key] = {"fr": fr, "en": en} if en else {"fr": fr}
         else:
             home.pop(key, None)
-    svc.update_settings(tenant, home=home)
-    db.session.commit()
-    audit(_("Texte de la page d'accueil modifié"))
-    flash(_("La page d'accueil est enregistrée."), "success")
-    return redirect(url_for("admin.commune_settings") + "#bloc-accueil", code=303)
+    return _saved(tenant, "bloc-accueil", _("Texte de la page d'accueil modifié"),
+                  _("La page d'accueil est enregistrée."), home=home)
 
 
 @bp.post("/commune/actualites")
@@ -377,11 +380,8 @@ def settings_news_add():
     news = list(tenant.setting("news", default=[]) or [])
     news.append(item)
     news.sort(key=lambda n: str(n.get("date", "")), reverse=True)
-    svc.update_settings(tenant, news=news)
-    db.session.commit()
-    audit(_("Actualité publiée : %(title)s", title=item["title"]["fr"]))
-    flash(_("L'actualité est publiée sur la page d'accueil."), "success")
-    return redirect(url_for("admin.commune_settings") + "#bloc-actualites", code=303)
+    return _saved(tenant, "bloc-actualites", _("Actualité publiée : %(title)s", title=item["title"]["fr"]),
+                  _("L'actualité est publiée sur la page d'accueil."), news=news)
 
 
 @bp.post("/commune/actualites/<int:index>/supprimer")
@@ -439,8 +439,5 @@ def settings_identity():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
         branding["logo"] = name
-    svc.update_settings(tenant, contact_email=form.contact_email.data.strip().lower(), branding=branding)
-    db.session.commit()
-    audit(_("Contact, couleurs ou logo modifiés"))
-    flash(_("L'identité de la commune est enregistrée."), "success")
-    return redirect(url_for("admin.commune_settings") + "#bloc-identite", code=303)
+    return _saved(tenant, "bloc-identite", _("Contact, couleurs ou logo modifiés"),
+                  _("L'identité de la commune est enregistrée."), contact_email=form.contact_email.data.strip().lower(), branding=branding)
