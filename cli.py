@@ -277,15 +277,9 @@ def register(app) -> None:
     @reservations.command("expire-holds")
     def reservations_expire_holds():
         """Release the places held by démarches abandoned past their time (run every minute)."""
-        from core.booking import expire_abandoned_carts
-        from tenants.context import tenant_scope
-        from tenants.models import Tenant
+        from jobs.holds import expire_everywhere
 
-        total = 0
-        for tenant in db.session.scalars(select(Tenant)).all():
-            with tenant_scope(tenant.id):
-                total += expire_abandoned_carts()
-                db.session.commit()
+        total = expire_everywhere()
         click.echo(f"{total} démarche(s) expirée(s).")
 
     @app.cli.group()

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from core import calendar as cal
 from core.clock import utcnow
@@ -145,16 +146,18 @@ class Context:
                   slots={s.id: s for s in slots}, zone=zone, now=now or cal.now_local())
         child_ids = list(ctx.children)
         if child_ids and ctx.activities:
-            for ins in db.session.scalars(select(Inscription).where(
+            ctx.inscribed.update((c, a) for c, a in db.session.execute(
+                select(Inscription.child_id, Inscription.activity_id).where(
                     Inscription.child_id.in_(child_ids), Inscription.activity_id.in_(list(ctx.activities)),
-                    Inscription.status == INSCRIPTION_ACCEPTED).execution_options(populate_existing=True)):
-                ctx.inscribed.add((ins.child_id, ins.activity_id))
+                    Inscription.status == INSCRIPTION_ACCEPTED)))
         days = sorted({s.day for s in slots})
         if child_ids and days:
             rows = db.session.execute(
                 select(Reservation, Slot).join(Slot, Reservation.slot_id == Slot.id).where(
                     Reservation.child_id.in_(child_ids), Reservation.activity_id.in_(list(ctx.activities)),
-                    Slot.day >= days[0], Slot.day <= days[-1]).execution_options(populate_existing=True)).all()
+                    Slot.day >= days[0], Slot.day <= days[-1])
+                # populate_existing refreshes the slots too: keep their unit (the cells show its label)
+                .options(joinedload(Slot.unit)).execution_options(populate_existing=True)).all()
             for res, slot in rows:
                 ctx._index(res, slot)
         if cart is not None:
@@ -257,9 +260,20 @@ def cart_is_open(cart: Cart) -> bool:
     return cart.status == CART_OPEN and cart.expires_at >= utcnow()
 
 
-def touch(cart: Cart, hold_minutes: int) -> None:
-    """Every action in the wizard gives its holds the configured time again."""
-    cart.expires_at = utcnow() + timedelta(minutes=hold_minutes)
+TOUCH_SLACK = timedelta(seconds=60)
+
+
+def touch(cart: Cart, hold_minutes: int) -> bool:
+    """Every action in the wizard gives its holds the configured time again.
+
+    To the minute: a démarche touched less than TOUCH_SLACK ago keeps its expiry (and its holds
+    theirs), so a burst of ticks does not rewrite the démarche and all its holds each time.
+    Returns True when the expiry moved."""
+    target = utcnow() + timedelta(minutes=hold_minutes)
+    if cart.expires_at is not None and target - cart.expires_at < TOUCH_SLACK:
+        return False
+    cart.expires_at = target
+    return True
 
 
 def _release(res: Reservation, slot: Slot) -> None:
@@ -291,34 +305,49 @@ def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: 
     """Apply desired states [(child_id, slot_id, want)] in one transaction (caller commits).
 
     Locks the cart, then the slots, then the children, in id order (the order every path
-    follows: cart or demande, slots, children); re-reads what it judges under the locks.
+    follows: cart or demande, slots, children); loads and judges under the locks what the
+    cells need, so `ctx` only has to carry the cart, its activities and the zone (a tick
+    loads nothing before).  Slots or children outside the démarche raise "not_in_cart".
     Returns {(child_id, slot_id): Cell} with the state after the change.
     """
     cart = ctx.cart
-    if cart is None or not cart_is_open(cart):
+    if cart is None:
         raise BookingError("cart_closed")
     # The cart first: a concurrent "Valider" of the same démarche is then either done (and this
-    # tick refused) or not started; re-checked under the lock with fresh values.
+    # tick refused) or not started; checked under the lock with fresh values.
     cart = lock_one(Cart, cart.id)
     if cart is None or not cart_is_open(cart):
         raise BookingError("cart_closed")
+    ctx.cart = cart
     slot_ids = {s for _c, s, _w in wishes}
     child_ids = {c for c, _s, _w in wishes}
-    if not slot_ids.issubset(ctx.slots) or not child_ids.issubset(ctx.children):
+    if not child_ids.issubset(cart.child_ids):
         raise BookingError("not_in_cart")
-    locked = lock(Slot, slot_ids)
-    lock(Child, child_ids)
+    locked = lock(Slot, slot_ids, joinedload(Slot.unit))  # the cell shows the unit's label
+    children = lock(Child, child_ids)
+    if set(locked) != slot_ids or any(s.activity_id not in ctx.activities for s in locked.values()) \
+            or set(children) != child_ids or any(c.family_id != cart.family_id for c in children.values()):
+        raise BookingError("not_in_cart")
     ctx.slots.update(locked)
-    freed = release_expired_holds_of(locked)
-    # Re-read the children's bookings under the locks (another tab may have changed them).
+    ctx.children.update(children)
+    # Read the children's bookings under the locks (another tab may have changed them).
     fresh = Context.load(cart=cart, activities=ctx.activities.values(), children=ctx.children.values(),
                          slots=list(ctx.slots.values()), zone=ctx.zone, now=ctx.now)
     ctx.reservations, ctx.items, ctx.busy, ctx.inscribed = fresh.reservations, fresh.items, fresh.busy, fresh.inscribed
+    # Holds of abandoned démarches are freed when they matter: a slot that looks full, or a
+    # child's own expired hold about to be taken again (the sweep `reservations expire-holds`
+    # frees the others).
+    now = utcnow()
+    stale = [s for s in locked.values() if online_remaining(ctx.activities[s.activity_id], s) <= 0]
+    stale += [locked[sid] for (_c, sid), res in ctx.reservations.items()
+              if sid in locked and res.status == RES_HELD and res.held_until is not None and res.held_until < now]
+    # (the freed rows are the instances ctx holds: they read "cancelled" at once; none was counted busy)
+    freed = release_expired_holds_of({s.id: s for s in stale}) if stale else []
     activity_hold = {a.id: a.hold_minutes for a in ctx.activities.values()}
-    touch(cart, max(activity_hold.values() or [20]))
-    # every action keeps the démarche's earlier holds alive as long as the démarche itself
-    db.session.execute(update(Reservation).where(Reservation.cart_id == cart.id, Reservation.status == RES_HELD)
-                       .values(held_until=cart.expires_at))
+    if touch(cart, max(activity_hold.values() or [20])):
+        # every action keeps the démarche's earlier holds alive as long as the démarche itself
+        db.session.execute(update(Reservation).where(Reservation.cart_id == cart.id, Reservation.status == RES_HELD)
+                           .values(held_until=cart.expires_at))
     results = {}
     for child_id, slot_id, want in wishes:
         results[(child_id, slot_id)] = _apply(ctx, child_id, slot_id, want, waitlist=waitlist)
@@ -361,9 +390,8 @@ def _apply(ctx: Context, child_id: int, slot_id: int, want: bool, *, waitlist: b
         res.cart_id = cart.id
         res.held_until = cart.expires_at
         slot.taken += 1
-        db.session.flush()
-        item = CartItem(cart_id=cart.id, child_id=child_id, slot_id=slot_id, action=ACTION_BOOK,
-                        reservation_id=res.id)
+        # no flush: the commit inserts the reservation before its item (one flush per tick)
+        item = CartItem(cart_id=cart.id, child_id=child_id, slot_id=slot_id, action=ACTION_BOOK, reservation=res)
         db.session.add(item)
         ctx.items[(child_id, slot_id)] = item
         ctx._index(res, slot)
@@ -429,12 +457,19 @@ def promote_waitlist(slot: Slot) -> list[Reservation]:
 
     activity = db.session.get(Activity, slot.activity_id)
     promoted = []
-    while online_remaining(activity, slot) > 0:
-        res = db.session.scalars(select(Reservation).where(
+    if online_remaining(activity, slot) <= 0:
+        return promoted
+    # One read of the line, without autoflush (one flush per tick instead of two): an entry this
+    # transaction changed but did not write yet is judged by its state in memory.
+    with db.session.no_autoflush:
+        line = db.session.scalars(select(Reservation).where(
             Reservation.slot_id == slot.id, Reservation.status == RES_WAITLIST
-        ).order_by(Reservation.waitlisted_at, Reservation.id).limit(1)).first()
-        if res is None:
+        ).order_by(Reservation.waitlisted_at, Reservation.id)).all()
+    for res in line:
+        if online_remaining(activity, slot) <= 0:
             break
+        if res.status != RES_WAITLIST:
+            continue
         res.status = RES_RESERVED if activity.validation_mode == VALIDATION_IMMEDIATE else RES_PENDING
         slot.taken += 1
         promoted.append(res)

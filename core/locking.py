@@ -8,7 +8,8 @@ SQLite (the newcomer's default) serialises writers on its own.
 
 from __future__ import annotations
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from extensions import db
@@ -24,11 +25,29 @@ def is_postgres() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
+@event.listens_for(Engine, "connect")
+def _default_lock_timeout(dbapi_connection, connection_record) -> None:
+    """Every PostgreSQL connection starts with LOCK_TIMEOUT: a lock never costs a round trip of its own."""
+    if type(dbapi_connection).__module__.split(".")[0] not in ("psycopg", "psycopg2"):
+        return
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+    finally:
+        dbapi_connection.autocommit = autocommit
+    connection_record.info["lock_timeout"] = LOCK_TIMEOUT
+
+
 def set_lock_timeout() -> None:
-    """Once per transaction (SET LOCAL lasts until its end): one round trip, not one per lock."""
+    """Connections start with LOCK_TIMEOUT; a different value (tests shorten it) is set once per
+    transaction (SET LOCAL lasts until its end)."""
     if not is_postgres():
         return
     session = db.session()
+    if session.connection().connection.info.get("lock_timeout") == LOCK_TIMEOUT:
+        return
     transaction = session.get_transaction()
     if transaction is not None and session.info.get("lock_timeout_set") is transaction:
         return
@@ -36,15 +55,33 @@ def set_lock_timeout() -> None:
     session.info["lock_timeout_set"] = session.get_transaction()
 
 
-def lock(model, ids) -> dict:
-    """SELECT ... FOR UPDATE the rows of `model` with these ids, in id order."""
+def _held() -> set:
+    """(model, id) of the rows this transaction already holds locked."""
+    session = db.session()
+    transaction = session.get_transaction()
+    memo = session.info.get("row_locks")
+    if memo is None or memo[0] is not transaction:
+        memo = session.info["row_locks"] = (transaction, set())
+    return memo[1]
+
+
+def lock(model, ids, *options) -> dict:
+    """SELECT ... FOR UPDATE the rows of `model` with these ids, in id order.
+
+    Rows this transaction already locked are not read again: nobody else can have changed them.
+    `options` (e.g. joinedload of a many-to-one) load along; only `model`'s rows are locked."""
     ids = sorted({int(i) for i in ids})
     if not ids:
         return {}
+    held = _held()
+    if all((model, i) in held for i in ids):
+        rows = [db.session.identity_map.get(db.session.identity_key(model, i)) for i in ids]
+        if all(row is not None for row in rows):
+            return {row.id: row for row in rows}
     set_lock_timeout()
-    stmt = select(model).where(model.id.in_(ids)).order_by(model.id)
+    stmt = select(model).where(model.id.in_(ids)).order_by(model.id).options(*options)
     if is_postgres():
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(of=model)
     try:
         rows = db.session.scalars(stmt.execution_options(populate_existing=True)).all()
     except OperationalError as exc:
@@ -52,6 +89,7 @@ def lock(model, ids) -> dict:
             db.session.rollback()
             raise Busy() from exc
         raise
+    held.update((model, row.id) for row in rows)
     return {row.id: row for row in rows}
 
 

@@ -459,6 +459,7 @@ class CartItem(TenantScoped, db.Model):
     cart: Mapped[Cart] = relationship(back_populates="items")
     child: Mapped[Child] = relationship()
     slot: Mapped[Slot] = relationship()
+    reservation: Mapped[Reservation | None] = relationship()
 
 
 class WaitingTicket(TenantScoped, db.Model):

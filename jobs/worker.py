@@ -1,8 +1,10 @@
-"""The worker of `flask worker`: an RQ worker that also runs the outbox sweep periodically.
+"""The worker of `flask worker`: an RQ worker that also runs the outbox sweep and releases the
+places held by abandoned démarches periodically.
 
 The sweep runs in the worker's own process between jobs (RQ's maintenance hook), so it
 keeps running even when Redis lost every scheduled job (Redis keeps nothing on disk).
-A plain `rq worker` runs the same jobs; then run `flask mail flush` from cron instead.
+A plain `rq worker` runs the same jobs; then run `flask mail flush` and
+`flask reservations expire-holds` from cron instead.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class SweepingWorker(Worker):
 
     def sweep(self) -> None:
         from extensions import db
+        from jobs.holds import expire_everywhere
         from jobs.mail import sweep
 
         try:
@@ -49,6 +52,12 @@ class SweepingWorker(Worker):
                 log.info("sweep: %d mail(s) handed over again", count)
         except Exception:  # noqa: BLE001 - the next sweep tries again; the worker keeps working
             log.exception("sweep failed")
+        try:
+            expired = expire_everywhere()
+            if expired:
+                log.info("sweep: %d abandoned démarche(s) released", expired)
+        except Exception:  # noqa: BLE001
+            log.exception("holds sweep failed")
         finally:  # jobs run in forked processes: leave them no inherited database connection
             db.session.remove()
             db.engine.dispose()

@@ -18,7 +18,7 @@ from core import booking
 from core import calendar as cal
 from core.booking import BookingError
 from core.demandes import DemandeError, submit_cart
-from core.locking import Busy
+from core.locking import Busy, lock_one
 from core.models import (
     INSCRIPTION_ACCEPTED,
     KIND_UNITS,
@@ -49,9 +49,10 @@ def _family_children() -> list[Child]:
                               .order_by(Child.birth_date)).all()
 
 
-def _load_cart(cart_id: int, *, must_be_open: bool = True) -> Cart:
-    cart = get_or_404(db.session, Cart, cart_id)
-    if cart.family_id != current_user.family_id:
+def _load_cart(cart_id: int, *, must_be_open: bool = True, for_update: bool = False) -> Cart:
+    """The family's démarche, or 404.  `for_update`: locked at once (a tick locks it anyway; may raise Busy)."""
+    cart = lock_one(Cart, cart_id) if for_update else get_or_404(db.session, Cart, cart_id)
+    if cart is None or cart.family_id != current_user.family_id:
         abort(404)
     if must_be_open and not booking.cart_is_open(cart):
         if cart.status == "open":  # abandoned too long: release its holds now
@@ -64,10 +65,15 @@ def _load_cart(cart_id: int, *, must_be_open: bool = True) -> Cart:
     return cart
 
 
-def _cart_scope(cart: Cart):
+def _cart_activities(cart: Cart) -> list[Activity]:
     activities = db.session.scalars(select(Activity).where(Activity.id.in_(cart.activity_ids))
                                     .order_by(Activity.position, Activity.id)).all()
     rush_gate(activities)  # opening-day waiting room (planning, ticks)
+    return activities
+
+
+def _cart_scope(cart: Cart):
+    activities = _cart_activities(cart)
     children = db.session.scalars(select(Child).where(Child.id.in_(cart.child_ids),
                                                       Child.family_id == cart.family_id)
                                   .order_by(Child.birth_date)).all()
@@ -210,15 +216,23 @@ def _commit_keeping_loaded() -> None:
 @bp.post("/demarches/<int:cart_id>/choix")
 @role_required(ROLE_PARENT)
 def choose(cart_id):
-    """One tick: the desired state of one cell (htmx answers the cell; without JS, back to the planning)."""
-    cart = _load_cart(cart_id)
+    """One tick: the desired state of one cell (htmx answers the cell; without JS, back to the planning).
+
+    The hottest request of an opening morning: nothing is read before the locks but the démarche
+    and its activities; `set_choices` locks the slot and the child and reads the rest under them."""
+    try:
+        cart = _load_cart(cart_id, for_update=True)
+    except Busy:  # the same démarche busy elsewhere (a "Valider" in another tab): answered below
+        db.session.rollback()
+        cart = _load_cart(cart_id)
     child_id = request.form.get("child", type=int)
     slot_id = request.form.get("slot", type=int)
     if child_id is None or slot_id is None or child_id not in cart.child_ids:
         abort(404)
     want = request.form.get(f"c-{child_id}-{slot_id}") == "1" or request.form.get("want") == "1"
     waitlist = request.form.get("waitlist") == "1"
-    ctx = _context_for(cart, {slot_id})
+    activities = _cart_activities(cart)
+    ctx = booking.Context(cart=cart, activities={a.id: a for a in activities}, children={}, slots={}, zone=_zone())
     message = None
     try:
         cells = booking.set_choices(ctx, [(child_id, slot_id, want)], waitlist=waitlist)
@@ -230,6 +244,9 @@ def choose(cart_id):
         cell, message = ctx.cell(child_id, slot_id), _(RETRY)
     except BookingError as err:
         db.session.rollback()
+        if err.code == "not_in_cart":
+            abort(404)
+        ctx = _context_for(cart, {slot_id})
         cell, message = ctx.cell(child_id, slot_id), err.message
     if not _is_htmx():
         if message or cell.reason:
