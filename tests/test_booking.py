@@ -295,3 +295,27 @@ def test_taken_always_matches_the_bookings(ctx, world, tenants):
             rows = db.session.scalar(select(func.count(Reservation.id)).where(
                 Reservation.slot_id == slot.id, Reservation.status.in_(booking.RES_TAKING_PLACE)))
             assert slot.taken == rows
+
+
+def test_every_tick_keeps_the_holds_alive_to_the_minute(ctx, world, tenants):
+    fam, act = world
+    day = days_from_today(10).isoformat()
+    matin, repas, soir = (act["slots"][(u, day)] for u in ("matin", "repas", "apres_midi"))
+    kid = fam["child_ids"][0]
+    with tenant_scope(tenants["auray"]):
+        cart, _u = _cart(fam, act, fam["child_ids"])
+        _tick(cart, [(kid, matin, True)])
+        first = db.session.get(Cart, cart.id).expires_at
+        _tick(cart, [(kid, repas, True)])  # seconds later: nothing to rewrite
+        assert db.session.get(Cart, cart.id).expires_at == first
+        # five minutes pass: the parent is still there, the next tick gives everything its time again
+        cart.expires_at = first - timedelta(minutes=5)
+        for res in db.session.scalars(select(Reservation).where(Reservation.cart_id == cart.id)):
+            res.held_until = first - timedelta(minutes=5)
+        db.session.commit()
+        _tick(cart, [(kid, soir, True)])
+        renewed = db.session.get(Cart, cart.id).expires_at
+        assert renewed > first - timedelta(minutes=1)
+        holds = db.session.scalars(select(Reservation).where(Reservation.cart_id == cart.id)).all()
+        assert len(holds) == 3
+        assert {r.held_until for r in holds} == {renewed}

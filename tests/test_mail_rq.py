@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.models import MAIL_FAILED, MAIL_PENDING, MAIL_QUEUED, MAIL_SENT, OutboxMail
 from extensions import db
@@ -315,3 +315,44 @@ def test_a_retry_waits_in_rqs_scheduler_and_the_sweep_takes_it_if_the_scheduler_
     services.rq_worker()
     assert len(services.sink.to("plus-tard@exemple.test")) == 1
     assert [(r["status"], r["attempts"]) for r in rows(app)] == [(MAIL_SENT, 2)]
+
+
+def test_flask_worker_releases_the_places_of_abandoned_demarches(services, app, tenants, make_family, make_activity,
+                                                                 inscribe):
+    """The worker's sweep also frees what an abandoned démarche held, so "Places : N" stays exact."""
+    from datetime import datetime
+
+    from core import booking
+    from core.models import Activity, Cart, Child, Reservation, Slot, User
+    from tenants.context import tenant_scope
+    from tests.conftest import days_from_today
+
+    fam = make_family("auray", children=[("Lou", "2021-03-01")])
+    act = make_activity("auray")
+    inscribe(act, fam["child_ids"])
+    slot_id = act["slots"][("matin", days_from_today(10).isoformat())]
+    with app.app_context(), tenant_scope(tenants["auray"]):
+        user = db.session.scalars(select(User).where(User.family_id == fam["family_id"])).first()
+        cart = booking.open_cart(user=user, family=user.family, activity_ids=[act["id"]],
+                                 child_ids=fam["child_ids"], hold_minutes=20)
+        ctx = booking.Context(cart=cart, activities={act["id"]: db.session.get(Activity, act["id"])},
+                              children={}, slots={}, zone="A")
+        booking.set_choices(ctx, [(fam["child_ids"][0], slot_id, True)])
+        db.session.commit()
+        assert db.session.get(Slot, slot_id).taken == 1
+        cart.expires_at = datetime(2000, 1, 1)  # the family left the wizard long ago
+        db.session.execute(update(Reservation).where(Reservation.cart_id == cart.id)
+                           .values(held_until=datetime(2000, 1, 1)))
+        db.session.commit()
+        cart_id = cart.id
+        db.session.remove()
+
+    services.flask_worker()
+
+    with app.app_context(), tenant_scope(tenants["auray"]):
+        assert db.session.get(Slot, slot_id).taken == 0
+        assert db.session.get(Cart, cart_id).status == "expired"
+        assert db.session.get(Child, fam["child_ids"][0]) is not None
+        assert db.session.scalars(select(Reservation.status).where(Reservation.slot_id == slot_id)).all() == [
+            "cancelled"]
+        db.session.remove()
