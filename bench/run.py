@@ -4,7 +4,8 @@ One run, on this machine, loopback only, bounded in time, cleaned up at the end:
  1. a PostgreSQL database of its own (demo scale, bench/data.py) and Redis DB $BENCH_REDIS_DB;
  2. the portal under gunicorn (sync workers, PORTAIL_CONFIG=production) and the baseline
     (bench/baseline.py) beside it, same worker count;
- 3. wrk (a separate process) on each endpoint for $BENCH_SECONDS s, each connection with a
+ 3. wrk (a separate process) on each endpoint for $BENCH_SECONDS s, ours and the baseline in turn,
+    $BENCH_ROUNDS times (the load of a shared machine drifts), each connection with a
     logged-in parent of its own (sessions made beforehand by a Python client);
  4. the opening morning: $BENCH_PARENTS parents over 60 s for 300 places, waiting room on;
  5. a table and the lines RATIO toggle|planning, OVERBOOKED, ERRORS, FAIRNESS.
@@ -38,7 +39,8 @@ PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "14"))
 REDIS_BASE = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "12"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))  # per wrk run; each pair is run ROUNDS times, interleaved
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 WRK_THREADS = int(os.environ.get("BENCH_WRK_THREADS", "4"))
 PARENTS = int(os.environ.get("BENCH_PARENTS", "2500"))
@@ -46,6 +48,7 @@ ARRIVAL_SECONDS = int(os.environ.get("BENCH_ARRIVAL_SECONDS", "60"))
 SCENARIO_LIMIT = int(os.environ.get("BENCH_SCENARIO_LIMIT", "300"))
 ROOM_SIZE = int(os.environ.get("BENCH_ROOM_SIZE", "20"))  # concurrent bookers per commune
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
+FLOOR = os.environ.get("BENCH_FLOOR") == "1"  # also measure the stack alone (bench/floor.py)
 HOST = "127.0.0.1"
 
 
@@ -180,21 +183,43 @@ class Bench:
         say("nettoyé : serveurs arrêtés, base supprimée, Redis vidé")
 
     # ------------------------------------------------------------ wrk
-    def wrk(self, name: str, port: int, lines: list[str]) -> dict:
+    def pair(self, what: str, ours: tuple[int, list[str]], base: tuple[int, list[str]]) -> tuple[dict, dict]:
+        """Ours and the baseline in turn, ROUNDS times (after one warm-up each): the machine's load
+        drifts over minutes, so each round's two figures are taken seconds apart."""
+        self.wrk(f"{what} (ours)", *ours, record=False, seconds=3)
+        self.wrk(f"{what} (baseline)", *base, record=False, seconds=3)
+        runs = [(self.wrk(f"{what} (ours)", *ours, record=False, profile=k == 0),
+                 self.wrk(f"{what} (baseline)", *base, record=False)) for k in range(ROUNDS)]
+        say(f"{what} : ratios par tour " + " ".join(f"{o['rps'] / b['rps']:.2f}" for o, b in runs))
+        merged = []
+        for k in (0, 1):
+            rows = [r[k] for r in runs]
+            p50s = sorted(r["p50"] for r in rows if r["p50"] is not None)
+            p99s = [r["p99"] for r in rows if r["p99"] is not None]
+            row = {"endpoint": rows[0]["endpoint"], "rps": sum(r["rps"] for r in rows) / len(rows),
+                   "p50": p50s[len(p50s) // 2] if p50s else None, "p99": max(p99s) if p99s else None,
+                   "errors": sum(r["errors"] for r in rows)}
+            self.results.append(row)
+            merged.append(row)
+        return merged[0], merged[1]
+
+    def wrk(self, name: str, port: int, lines: list[str], *, record: bool = True, seconds: int | None = None,
+            profile: bool = False) -> dict:
+        seconds = seconds or SECONDS
         spy = None
         pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        if PROFILE and "(ours)" in name and Path(pyspy).exists():
+        if PROFILE and profile and Path(pyspy).exists():
             spy_out = self.tmp / f"profile-{name.split()[0]}.txt"
             spy = subprocess.Popen([pyspy, "record", "--subprocesses", "--nonblocking", "-r", "200", "-d",
-                                    str(SECONDS), "-f", "raw", "-o", str(spy_out), "--pid", str(self.portal.pid)],
+                                    str(seconds), "-f", "raw", "-o", str(spy_out), "--pid", str(self.portal.pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         users = self.tmp / f"{name.replace(' ', '_')}.tsv"
         users.write_text("\n".join(lines) + "\n")
         threads = min(WRK_THREADS, len(lines))
-        cmd = [self.wrk_bin, "-t", str(threads), "-c", str(CONNECTIONS), "-d", f"{SECONDS}s", "--timeout", "10s",
+        cmd = [self.wrk_bin, "-t", str(threads), "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--timeout", "10s",
                "--latency", "-s", str(ROOT / "bench" / "wrk" / "users.lua"), f"http://{HOST}:{port}",
                "--", str(users), str(threads)]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 60).stdout
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
         (self.tmp / f"wrk-{name}.txt").write_text(out)
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
         lat = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M)}
@@ -203,9 +228,10 @@ class Bench:
         bad = int((re.search(r"BADSTATUS (\d+)", out) or [0, 0])[1])
         row = {"endpoint": name, "rps": rps, "p50": lat.get("50"), "p99": lat.get("99"), "errors": bad + socket_errors}
         say(f"{name}: {rps:.0f} req/s, p50 {row['p50']} ms, p99 {row['p99']} ms, erreurs {row['errors']}")
-        self.results.append(row)
+        if record:
+            self.results.append(row)
         if spy is not None:
-            spy.wait(SECONDS + 30)
+            spy.wait(seconds + 30)
             print_profile(name, spy_out)
         return row
 
@@ -243,13 +269,14 @@ class Bench:
         say(f"{len(sessions['lines'])} parents connectés pour wrk ; planning de {cells} cases")
         self.login_cost(port)
 
-        ours_planning = self.wrk("planning (ours)", port, [f"GET\t{s['planning']}\t{s['cookie']}\t\t\t"
-                                                           for s in sessions["lines"]])
-        base_planning = self.wrk("planning (baseline)", base_port, [f"GET\t/grid?cells={cells}\t\t\t\t"] * 16)
-        ours_toggle = self.wrk("toggle (ours)", port, [
-            f"POST\t{s['choix']}\t{s['cookie']}\t{s['csrf']}\t{s['on']}\t{s['off']}" for s in sessions["lines"]])
-        base_toggle = self.wrk("toggle (baseline)", base_port, [
-            f"POST\t/toggle\t\t\tid={i}&want=1\tid={i}&want=0" for i in range(1, 65)])
+        ours_planning, base_planning = self.pair(
+            "planning", (port, [f"GET\t{s['planning']}\t{s['cookie']}\t\t\t" for s in sessions["lines"]]),
+            (base_port, [f"GET\t/grid?cells={cells}\t\t\t\t"] * 16))
+        ours_toggle, base_toggle = self.pair(
+            "toggle", (port, [f"POST\t{s['choix']}\t{s['cookie']}\t{s['csrf']}\t{s['on']}\t{s['off']}"
+                              for s in sessions["lines"]]),
+            (base_port, [f"POST\t/toggle\t\t\tid={i}&want=1\tid={i}&want=0" for i in range(1, 65)]))
+        floor = self.floor(sessions["lines"]) if FLOOR else None
         self.stop(self.baseline)
 
         fairness, scenario_errors = self.opening(port)
@@ -258,7 +285,7 @@ class Bench:
 
         print()
         print(f"Machine : {os.cpu_count()} cœurs ; gunicorn -w {WORKERS} sync ; wrk -t{WRK_THREADS} -c{CONNECTIONS} "
-              f"-d{SECONDS}s ; planning de {cells} cases")
+              f"-d{SECONDS}s × {ROUNDS} tours alternés ; planning de {cells} cases")
         print(f"{'endpoint':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
         for r in self.results:
             p50 = f"{r['p50']:.0f}" if r["p50"] is not None else "-"
@@ -267,11 +294,27 @@ class Bench:
         print()
         print(f"RATIO toggle {ours_toggle['rps'] / base_toggle['rps']:.2f}")
         print(f"RATIO planning {ours_planning['rps'] / base_planning['rps']:.2f}")
+        if floor:
+            print(f"FLOOR planning {floor[0]['rps'] / base_planning['rps']:.2f}")
+            print(f"FLOOR toggle {floor[1]['rps'] / base_toggle['rps']:.2f}")
         print(f"OVERBOOKED {overbooked}")
         print(f"ERRORS {errors}")
         print(f"FAIRNESS {fairness:.3f}")
         print(f"INCONSISTENT {self.inconsistent}")
         return 0
+
+    def floor(self, lines: list[dict]) -> tuple[dict, dict]:
+        """The portal's stack with no work (bench/floor.py), same sessions, same wrk: the most a
+        request of ours could reach; the ratio's share that is not the booking itself."""
+        port = free_port()
+        proc = self.gunicorn("bench.floor:app", port)
+        wait_http(port, "/healthz")
+        get = self.wrk("floor GET (stack only)", port, [
+            f"GET\t/{s['planning'].split('/')[1]}/bench-floor\t{s['cookie']}\t\t\t" for s in lines])
+        post = self.wrk("floor POST (stack only)", port, [
+            f"POST\t/{s['planning'].split('/')[1]}/bench-floor\t{s['cookie']}\t{s['csrf']}\tx=1\tx=0" for s in lines])
+        self.stop(proc)
+        return get, post
 
     async def sessions(self, port: int) -> dict:
         """Log in CONNECTIONS parents (Python client), each with an open démarche on the périscolaire."""
