@@ -1,0 +1,59 @@
+"""What a tick costs the database: a constant, small number of statements (the opening morning's
+hottest request; `make bench` measures its throughput, this keeps the count from creeping up)."""
+
+import re
+
+from sqlalchemy import event
+
+from extensions import db
+from tests.conftest import days_from_today
+
+
+def _statements(app, fn):
+    seen = []
+
+    def before(_conn, _cursor, statement, *_a, **_k):
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        res = fn()
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    assert res.status_code == 200
+    return seen
+
+
+def test_a_tick_costs_the_same_few_statements_however_full_the_family_planning(web, make_family, make_activity,
+                                                                             inscribe, app):
+    act = make_activity("auray", starts_in=10, days=40)
+    fam = make_family("auray", children=[("A", "2021-01-01"), ("B", "2021-02-01"), ("C", "2021-03-01")])
+    inscribe(act, fam["child_ids"])
+    web.login("auray", fam["email"])
+    res = web.post(f"/auray/reservations/{act['id']}", {"enfants": [str(c) for c in fam["child_ids"]]})
+    cart = int(re.search(r"/demarches/(\d+)/", res.headers["Location"]).group(1))
+    kid = fam["child_ids"][0]
+
+    def tick(slot, want=True):
+        data = {"child": kid, "slot": slot, **({f"c-{kid}-{slot}": "1"} if want else {})}
+        return lambda: web.post(f"/auray/demarches/{cart}/choix", data, headers={"HX-Request": "true"})
+
+    day = days_from_today(14).isoformat()
+    first = _statements(app, tick(act["slots"][("matin", day)]))
+    # a busy démarche: every unit of the day and of two weeks around it already ticked for the three children
+    for offset in range(7, 21):
+        d = days_from_today(offset).isoformat()
+        for unit in ("matin", "repas", "apres_midi"):
+            slot = act["slots"].get((unit, d))
+            if slot is not None and (unit, d) != ("apres_midi", day):
+                web.post(f"/auray/demarches/{cart}/planning", {
+                    "shown": [f"{c}-{slot}" for c in fam["child_ids"]],
+                    **{f"c-{c}-{slot}": "1" for c in fam["child_ids"]}})
+    busy = _statements(app, tick(act["slots"][("apres_midi", day)]))
+    untick = _statements(app, tick(act["slots"][("apres_midi", day)], want=False))
+    week = web.get(f"/auray/demarches/{cart}/planning?vue=semaine&date={day}").get_data(as_text=True)
+    assert week.count("cell--held") >= 3 * 3 * 4  # the busy setup took: three children, 3 units, most days
+    assert len(first) == len(busy) <= 12, busy
+    assert len(untick) <= 13, untick  # one more: the waiting list of the freed place
