@@ -217,6 +217,8 @@ def _register_template_helpers(app: Flask) -> None:
     def t(value):
         return tenant_text(value)
 
+    _remember_template_translations(app)
+
     @app.context_processor
     def helpers():
         return {
@@ -230,6 +232,45 @@ def _register_template_helpers(app: Flask) -> None:
         response.vary.add("Cookie")
         response.vary.add("HX-Request")
         return response
+
+
+TRANSLATED_MAX = 20_000
+
+
+def _remember_template_translations(app: Flask) -> None:
+    """`_()` in templates, without flask_babel's lookup through the request proxies on every call.
+
+    A page says dozens of `_()`; each used to cost ~10 µs of context lookups.  The catalogues are
+    loaded once per process (flask_babel keeps them), so each (language, message) is looked up once
+    and remembered.  The language is the page's `current_locale` (the context processor below, run
+    by render_template); where a template has no such variable (macros imported without context),
+    the usual lookup is used.
+    """
+    from flask_babel import get_translations
+    from jinja2 import pass_context
+
+    translated: dict[tuple[str, str], str] = {}
+
+    @pass_context
+    def gettext(context, message):
+        locale = context.get("current_locale")
+        if locale is None:
+            return get_translations().ugettext(message)
+        key = (locale, message)
+        value = translated.get(key)
+        if value is None:
+            if len(translated) >= TRANSLATED_MAX:  # messages are literals: never reached in practice
+                translated.clear()
+            value = translated[key] = get_translations().ugettext(message)
+        return value
+
+    app.jinja_env.install_gettext_callables(
+        gettext=gettext,
+        ngettext=lambda s, p, n: get_translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: get_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: get_translations().unpgettext(c, s, p, n),
+    )
 
 
 def _register_cli(app: Flask) -> None:

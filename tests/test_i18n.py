@@ -77,3 +77,15 @@ def test_dates_are_written_the_french_way(ctx):
     from flask import current_app
 
     assert current_app.jinja_env.filters["date_long"](date(2026, 10, 19)) == "lundi 19/10/2026"
+
+
+def test_template_translations_follow_the_language_of_each_render(app):
+    """Templates remember their translations per language (app.py): a forced language still wins."""
+    from flask import render_template_string
+
+    page = "{{ _('Aller au contenu') }}"
+    with app.test_request_context("/"):
+        assert render_template_string(page) == "Aller au contenu"
+        with force_locale("en"):
+            assert render_template_string(page) == "Skip to content"
+        assert render_template_string(page) == "Aller au contenu"

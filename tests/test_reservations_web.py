@@ -239,6 +239,25 @@ def test_queries_per_planning_page_do_not_grow_with_days_or_children(web, make_f
     assert month_three <= 12
 
 
+def test_the_planning_writes_dates_as_the_date_filters_do(app):
+    """The grid computes its day labels once per page instead of calling Babel for every cell."""
+    from datetime import date, timedelta
+
+    from flask_babel import force_locale
+
+    from blueprints.reservations import planning as pl
+
+    filters = app.jinja_env.filters
+    for lang in ("fr", "en"):
+        with app.test_request_context("/"), force_locale(lang):
+            names = pl.weekday_names()
+            for n in range(0, 800, 3):
+                day = date(2026, 1, 1) + timedelta(days=n)
+                assert pl.date_long(day, names) == filters["date_long"](day)
+                assert pl.date_dm(day) == filters["date_dm"](day)
+                assert names[day.weekday()] == filters["weekday_name"](day)
+
+
 def test_unticking_a_booked_day_is_a_cancellation_subject_to_the_deadline(web, make_family, make_activity, inscribe,
                                                                           app, tenants):
     act = make_activity("saint-loubes", code="peri", starts_in=1, days=20, validation="immediate", ages=None,

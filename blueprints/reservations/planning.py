@@ -1,12 +1,18 @@
-"""View-model of the planning grid (step 2): a constant number of queries whatever the range."""
+"""View-model of the planning grid (step 2): a constant number of queries whatever the range.
+
+What is the same for every cell (day labels and classes, unit labels, translated reasons) is
+worked out here once per page; the templates only print it (a month is hundreds of cells).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 
+from babel.dates import get_day_names
+from flask_babel import get_locale
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from core import booking
 from core import calendar as cal
@@ -74,6 +80,53 @@ def neighbours(view: str, anchor: date) -> tuple[date, date]:
     return anchor - timedelta(days=7), anchor + timedelta(days=7)
 
 
+def weekday_names() -> tuple[str, ...]:
+    """Monday..Sunday in the current language: what the `weekday_name` filter writes (EEEE)."""
+    return _weekday_names(str(get_locale() or "fr"))
+
+
+@lru_cache(maxsize=8)
+def _weekday_names(locale: str) -> tuple[str, ...]:
+    names = get_day_names("wide", "format", locale)
+    return tuple(names[i] for i in range(7))
+
+
+def date_dm(day: date) -> str:
+    """What the `date_dm` filter writes (dd/MM), without Babel's per-call cost."""
+    return f"{day.day:02d}/{day.month:02d}"
+
+
+def date_long(day: date, names: tuple[str, ...]) -> str:
+    """What the `date_long` filter writes (EEEE dd/MM/yyyy), with `names` from weekday_names()."""
+    return f"{names[day.weekday()]} {day.day:02d}/{day.month:02d}/{day.year:04d}"
+
+
+@dataclass(slots=True)
+class Day:
+    """One column cell of the units grid, the same for every child: computed once per page."""
+    date: date
+    css: str               # class of the <td>
+    dm: str                # "14/12"
+    long: str              # "lundi 14/12/2026" ("" when closed)
+    closed: bool           # no slot that day
+    note: str | None       # why it is closed, when worth saying
+    units: list            # [(slot, unit label)] in the activity's unit order
+
+
+@dataclass(slots=True)
+class Toggle:
+    """One cell (child x slot) as `_cells.html::toggles` renders it."""
+    key: str               # "<child>-<slot>": the ids of the elements
+    child_id: int
+    slot_id: int
+    cell: booking.Cell
+    label: str
+    detail: str            # read by screen readers after the label
+    message: str           # why it is locked ("" when it is not)
+    confirm: str | None = None
+    extra_class: str = ""
+
+
 @dataclass
 class Planning:
     activity: Activity
@@ -90,6 +143,9 @@ class Planning:
     facets: dict
     prev: date
     next: date
+    weekday_names: tuple[str, ...] = ()
+    grid: list[list[Day]] = field(default_factory=list)  # units: the weeks, shown days only
+    _messages: dict = field(default_factory=dict, init=False, repr=False)  # reason -> translated message
 
     @property
     def is_units(self) -> bool:
@@ -97,6 +153,30 @@ class Planning:
 
     def cell(self, child_id: int, slot_id: int) -> booking.Cell:
         return self.ctx.cell(child_id, slot_id)
+
+    def toggle(self, child, slot_id: int, label: str, detail: str, confirm=None, extra_class: str = "") -> Toggle:
+        cell = self.ctx.cell(child.id, slot_id)
+        message = ""
+        if cell.reason:
+            message = self._messages.get(cell.reason)
+            if message is None:
+                message = self._messages[cell.reason] = cell.message
+        return Toggle(f"{child.id}-{slot_id}", child.id, slot_id, cell, label, detail, message, confirm, extra_class)
+
+    def unit_toggles(self, child) -> dict:
+        """{day: [Toggle]} of one child over the open days shown."""
+        first_name = child.first_name
+        out = {}
+        for week in self.grid:
+            for day in week:
+                if not day.closed:
+                    detail = f"{first_name} — {day.long}"
+                    out[day.date] = [self.toggle(child, slot.id, label, detail) for slot, label in day.units]
+        return out
+
+    def session_toggles(self, slot, detail: str, confirm=None) -> list[Toggle]:
+        """One toggle per child of the démarche for a session."""
+        return [self.toggle(child, slot.id, child.first_name, detail, confirm, "toggle") for child in self.children]
 
     def remaining(self, slot) -> int:
         return max(0, booking.online_remaining(self.activity, slot))
@@ -115,21 +195,23 @@ def build(cart, activities: list[Activity], activity: Activity, children: list, 
     start, end, weeks = date_range(view, anchor)
     q = select(Slot).where(Slot.activity_id == activity.id, Slot.day <= end, Slot.last_day >= start).order_by(
         Slot.day, Slot.time_slot, Slot.title)
-    if activity.kind == KIND_UNITS:
-        q = q.options(selectinload(Slot.unit))
     all_slots = db.session.scalars(q).all()
+    used_time_slots = {s.time_slot for s in all_slots}
     facets = {
         "themes": sorted({s.theme for s in all_slots if s.theme}),
         "disciplines": sorted({s.discipline for s in all_slots if s.discipline}),
-        "time_slots": [(c, lbl) for c, lbl in TIME_SLOTS.items() if c in {s.time_slot for s in all_slots}],
+        "time_slots": [(c, lbl) for c, lbl in TIME_SLOTS.items() if c in used_time_slots],
     }
-    slots = [s for s in all_slots if activity.kind == KIND_UNITS or filters.keep(s)]
+    is_units = activity.kind == KIND_UNITS
+    slots = all_slots if is_units else [s for s in all_slots if filters.keep(s)]
     ctx = booking.Context.load(cart=cart, activities=activities, children=children, slots=slots, zone=zone)
     by_day: dict = {}
     for slot in slots:
         by_day.setdefault(slot.day, []).append(slot)
-    if activity.kind == KIND_UNITS:
-        order = {u.id: u.position for u in activity.units}
+    units = {}
+    if is_units:
+        units = {u.id: u for u in activity.units}  # loaded with the activity (or one query); not each slot's `unit`
+        order = {u.id: u.position for u in units.values()}
         for day_slots in by_day.values():
             day_slots.sort(key=lambda s: order.get(s.unit_id, 0))
     closed = {}
@@ -141,6 +223,32 @@ def build(cart, activities: list[Activity], activity: Activity, children: list, 
     weekend_used = any(d.weekday() >= 5 for d in by_day)
     days_shown = list(range(7)) if weekend_used else list(range(5))
     prev, nxt = neighbours(view, anchor)
+    names = weekday_names()
+    grid = []
+    if is_units:
+        grid = [[_day(week[i], by_day, closed, units, names, other_month=view == "mois" and week[i].month != anchor.month)
+                 for i in days_shown] for week in weeks]
     return Planning(activity=activity, activities=activities, children=children, view=view, anchor=anchor,
                     weeks=weeks, days_shown=days_shown, slots_by_day=by_day, closed=closed, ctx=ctx,
-                    filters=filters, facets=facets, prev=prev, next=nxt)
+                    filters=filters, facets=facets, prev=prev, next=nxt, weekday_names=names, grid=grid)
+
+
+SILENT_CLOSURES = ("none", cal.CLOSED_WEEKDAY, cal.CLOSED_OUTSIDE)
+
+
+def _day(day: date, by_day: dict, closed: dict, units: dict, names: tuple[str, ...], *, other_month: bool) -> Day:
+    """What the template used to work out for every child and unit (classes, labels, closure note), once."""
+    is_closed = day in closed
+    css = "day"
+    if is_closed:
+        css += " day--closed"
+    if other_month:
+        css += " day--other"
+    note = None
+    if is_closed and closed[day] not in SILENT_CLOSURES:
+        note = str(booking.REASONS.get(closed[day], ""))
+    pairs = []
+    for slot in by_day.get(day, ()):  # none on a closed day
+        unit = units.get(slot.unit_id)  # (a unit of another activity would be read on its own)
+        pairs.append((slot, unit.label if unit is not None else slot.unit.label))
+    return Day(day, css, date_dm(day), "" if is_closed else date_long(day, names), is_closed, note, pairs)

@@ -8,6 +8,7 @@ from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from blueprints.links import WebLinks
 from blueprints.reservations import bp
@@ -65,15 +66,18 @@ def _load_cart(cart_id: int, *, must_be_open: bool = True, for_update: bool = Fa
     return cart
 
 
-def _cart_activities(cart: Cart) -> list[Activity]:
-    activities = db.session.scalars(select(Activity).where(Activity.id.in_(cart.activity_ids))
-                                    .order_by(Activity.position, Activity.id)).all()
+def _cart_activities(cart: Cart, *, with_units: bool = False) -> list[Activity]:
+    q = select(Activity).where(Activity.id.in_(cart.activity_ids)).order_by(Activity.position, Activity.id)
+    if with_units:  # the planning shows them: in the same query rather than one more
+        activities = db.session.scalars(q.options(joinedload(Activity.units))).unique().all()
+    else:
+        activities = db.session.scalars(q).all()
     rush_gate(activities)  # opening-day waiting room (planning, ticks)
     return activities
 
 
-def _cart_scope(cart: Cart):
-    activities = _cart_activities(cart)
+def _cart_scope(cart: Cart, *, with_units: bool = False):
+    activities = _cart_activities(cart, with_units=with_units)
     children = db.session.scalars(select(Child).where(Child.id.in_(cart.child_ids),
                                                       Child.family_id == cart.family_id)
                                   .order_by(Child.birth_date)).all()
@@ -162,12 +166,12 @@ def _planning_args(cart: Cart, activities):
 
 
 def _render_planning(cart: Cart, status: int = 200):
-    activities, children = _cart_scope(cart)
+    activities, children = _cart_scope(cart, with_units=True)
     if not activities or not children:
         abort(404)
     activity, view, anchor, filters = _planning_args(cart, activities)
     plan = pl.build(cart, activities, activity, children, view=view, anchor=anchor, zone=_zone(), filters=filters)
-    count = db.session.scalar(select(db.func.count(CartItem.id)).where(CartItem.cart_id == cart.id))
+    count = len(plan.ctx.items)  # every item of the démarche (Context.load reads them all)
     template = "reservations/_planning_body.html" if _is_htmx() and request.method == "GET" else "reservations/planning.html"
     return render_template(template, cart=cart, plan=plan, count=count), status
 
