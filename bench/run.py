@@ -116,6 +116,7 @@ class Bench:
         self.procs: list[subprocess.Popen] = []
         self.tmp = Path(tempfile.mkdtemp(prefix="portail-bench-"))
         self.db_name = f"portail_bench_{secrets.token_hex(4)}"
+        self.secret = "bench-" + secrets.token_hex(16)  # one for every server of the run (the floor reads the portal's sessions)
         self.results: list[tuple] = []
         self.used: set[str] = set()  # parents logged in before the opening morning
 
@@ -134,7 +135,7 @@ class Bench:
 
     def env(self) -> dict:
         return {**os.environ, "PORTAIL_CONFIG": "production", "DATABASE_URL": self.db_url,
-                "REDIS_URL": f"{REDIS_BASE}/{REDIS_DB}", "SECRET_KEY": "bench-" + secrets.token_hex(16),
+                "REDIS_URL": f"{REDIS_BASE}/{REDIS_DB}", "SECRET_KEY": self.secret,
                 "SESSION_COOKIE_SECURE": "0", "MAIL_BACKEND": "file", "PORTAIL_INSTANCE_DIR": str(self.tmp),
                 "BASELINE_DATABASE_URL": self.db_url, "PYTHONPATH": str(ROOT)}
 
