@@ -3,12 +3,13 @@
 import re
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from core.models import Demande, Slot
 from extensions import db
 from tenants.context import tenant_scope
 from tests.conftest import days_from_today
+from tests.sql_count import statements
 
 
 @pytest.fixture
@@ -206,20 +207,7 @@ def test_a_pending_demande_can_be_cancelled_before_the_decision(web, family_with
 
 
 def _count_queries(app, fn):
-    counter = {"n": 0}
-
-    def before(*_a, **_k):
-        counter["n"] += 1
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        res = fn()
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-    assert res.status_code == 200
-    return counter["n"]
+    return len(statements(app, fn))
 
 
 def test_queries_per_planning_page_do_not_grow_with_days_or_children(web, make_family, make_activity, inscribe, app):

@@ -3,27 +3,8 @@ hottest request; `make bench` measures its throughput, this keeps the count from
 
 import re
 
-from sqlalchemy import event
-
-from extensions import db
 from tests.conftest import days_from_today
-
-
-def _statements(app, fn):
-    seen = []
-
-    def before(_conn, _cursor, statement, *_a, **_k):
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        res = fn()
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-    assert res.status_code == 200
-    return seen
+from tests.sql_count import statements
 
 
 def test_a_tick_costs_the_same_few_statements_however_full_the_family_planning(web, make_family, make_activity,
@@ -41,7 +22,7 @@ def test_a_tick_costs_the_same_few_statements_however_full_the_family_planning(w
         return lambda: web.post(f"/auray/demarches/{cart}/choix", data, headers={"HX-Request": "true"})
 
     day = days_from_today(14).isoformat()
-    first = _statements(app, tick(act["slots"][("matin", day)]))
+    first = statements(app, tick(act["slots"][("matin", day)]))
     # a busy démarche: every unit of the day and of two weeks around it already ticked for the three children
     for offset in range(7, 21):
         d = days_from_today(offset).isoformat()
@@ -51,8 +32,8 @@ def test_a_tick_costs_the_same_few_statements_however_full_the_family_planning(w
                 web.post(f"/auray/demarches/{cart}/planning", {
                     "shown": [f"{c}-{slot}" for c in fam["child_ids"]],
                     **{f"c-{c}-{slot}": "1" for c in fam["child_ids"]}})
-    busy = _statements(app, tick(act["slots"][("apres_midi", day)]))
-    untick = _statements(app, tick(act["slots"][("apres_midi", day)], want=False))
+    busy = statements(app, tick(act["slots"][("apres_midi", day)]))
+    untick = statements(app, tick(act["slots"][("apres_midi", day)], want=False))
     week = web.get(f"/auray/demarches/{cart}/planning?vue=semaine&date={day}").get_data(as_text=True)
     assert week.count("cell--held") >= 3 * 3 * 4  # the busy setup took: three children, 3 units, most days
     assert len(first) == len(busy) <= 12, busy
