@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import joinedload
 
 from core import calendar as cal
@@ -120,6 +120,11 @@ def online_remaining(activity: Activity, slot: Slot) -> int:
     return activity.online_places(slot.capacity) - slot.taken
 
 
+def _loaded(obj, relationship: str) -> bool:
+    """True when `relationship` of `obj` was read along with it (no query to use it)."""
+    return relationship not in inspect(obj).unloaded
+
+
 def child_age_on(child: Child, day: date) -> int:
     return child.age_on(day)
 
@@ -146,10 +151,14 @@ class Context:
                   slots={s.id: s for s in slots}, zone=zone, now=now or cal.now_local())
         child_ids = list(ctx.children)
         if child_ids and ctx.activities:
-            ctx.inscribed.update((c, a) for c, a in db.session.execute(
-                select(Inscription.child_id, Inscription.activity_id).where(
-                    Inscription.child_id.in_(child_ids), Inscription.activity_id.in_(list(ctx.activities)),
-                    Inscription.status == INSCRIPTION_ACCEPTED)))
+            if all(_loaded(c, "inscriptions") for c in children):  # read with the children
+                ctx.inscribed.update((i.child_id, i.activity_id) for c in children for i in c.inscriptions
+                                     if i.status == INSCRIPTION_ACCEPTED and i.activity_id in ctx.activities)
+            else:
+                ctx.inscribed.update((c, a) for c, a in db.session.execute(
+                    select(Inscription.child_id, Inscription.activity_id).where(
+                        Inscription.child_id.in_(child_ids), Inscription.activity_id.in_(list(ctx.activities)),
+                        Inscription.status == INSCRIPTION_ACCEPTED)))
         days = sorted({s.day for s in slots})
         if child_ids and days:
             rows = db.session.execute(
@@ -161,8 +170,9 @@ class Context:
             for res, slot in rows:
                 ctx._index(res, slot)
         if cart is not None:
-            for item in db.session.scalars(select(CartItem).where(CartItem.cart_id == cart.id)
-                                           .execution_options(populate_existing=True)):
+            items = cart.current_items if _loaded(cart, "current_items") else db.session.scalars(
+                select(CartItem).where(CartItem.cart_id == cart.id).execution_options(populate_existing=True))
+            for item in items:  # read with the démarche (its lock or its page) where it could be
                 ctx.items[(item.child_id, item.slot_id)] = item
         return ctx
 
@@ -324,7 +334,7 @@ def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: 
     if not child_ids.issubset(cart.child_ids):
         raise BookingError("not_in_cart")
     locked = lock(Slot, slot_ids, joinedload(Slot.unit))  # the cell shows the unit's label
-    children = lock(Child, child_ids)
+    children = lock(Child, child_ids, joinedload(Child.inscriptions))  # the rules need them
     if set(locked) != slot_ids or any(s.activity_id not in ctx.activities for s in locked.values()) \
             or set(children) != child_ids or any(c.family_id != cart.family_id for c in children.values()):
         raise BookingError("not_in_cart")

@@ -83,7 +83,7 @@ def lock(model, ids, *options) -> dict:
     if is_postgres():
         stmt = stmt.with_for_update(of=model)
     try:
-        rows = db.session.scalars(stmt.execution_options(populate_existing=True)).all()
+        rows = db.session.scalars(stmt.execution_options(populate_existing=True)).unique().all()
     except OperationalError as exc:
         if "lock" in str(exc).lower():
             db.session.rollback()

@@ -44,6 +44,8 @@ class Child(TenantScoped, db.Model):
     class_name: Mapped[str | None] = mapped_column(String(100))
 
     family: Mapped[Family] = relationship(back_populates="children")
+    # read-only: loaded with the child where a page or a tick needs them in the same query
+    inscriptions: Mapped[list[Inscription]] = relationship(viewonly=True)
 
     def age_on(self, day: date) -> int:
         years = day.year - self.birth_date.year
@@ -441,6 +443,9 @@ class Cart(TenantScoped, db.Model):
 
     items: Mapped[list[CartItem]] = relationship(
         back_populates="cart", order_by="CartItem.id", cascade="all, delete-orphan")
+    # read-only twin of `items`, loaded with the démarche (its lock, its page) in the same query;
+    # the wizard's writes go through the session, never through this collection
+    current_items: Mapped[list[CartItem]] = relationship(viewonly=True, order_by="CartItem.id")
 
 
 class CartItem(TenantScoped, db.Model):

@@ -85,8 +85,9 @@ def _stamp_and_check(session, flush_context, instances) -> None:
             raise CrossTenantWrite(f"{type(obj).__name__} d'une autre commune")
 
 
-def get_scoped(session: Session, model, ident):
-    """Primary-key lookup for a scoped model; None unless it belongs to the current commune."""
+def get_scoped(session: Session, model, ident, *, options=()):
+    """Primary-key lookup for a scoped model; None unless it belongs to the current commune.
+    `options`: loader options (e.g. a relationship read in the same query)."""
     if not issubclass(model, TenantScoped):
         raise TypeError(f"{model.__name__} n'est pas un modèle communal")
     tid = current_tenant_id()
@@ -96,14 +97,14 @@ def get_scoped(session: Session, model, ident):
         ident = int(ident)
     except (TypeError, ValueError):
         return None
-    obj = session.get(model, ident)
+    obj = session.get(model, ident, options=list(options) or None)
     if obj is None or obj.tenant_id != tid:
         return None
     return obj
 
 
-def get_or_404(session: Session, model, ident):
-    obj = get_scoped(session, model, ident)
+def get_or_404(session: Session, model, ident, *, options=()):
+    obj = get_scoped(session, model, ident, options=options)
     if obj is None:
         abort(404)
     return obj

@@ -36,5 +36,5 @@ def test_a_tick_costs_the_same_few_statements_however_full_the_family_planning(w
     untick = statements(app, tick(act["slots"][("apres_midi", day)], want=False))
     week = web.get(f"/auray/demarches/{cart}/planning?vue=semaine&date={day}").get_data(as_text=True)
     assert week.count("cell--held") >= 3 * 3 * 4  # the busy setup took: three children, 3 units, most days
-    assert len(first) == len(busy) <= 12, busy
-    assert len(untick) <= 13, untick  # one more: the waiting list of the freed place
+    assert len(first) == len(busy) <= 10, busy
+    assert len(untick) <= len(busy) + 1, untick  # one more: the waiting list of the freed place

@@ -19,7 +19,7 @@ from core import booking
 from core import calendar as cal
 from core.booking import BookingError
 from core.demandes import DemandeError, submit_cart
-from core.locking import Busy, lock_one
+from core.locking import Busy, lock
 from core.models import (
     INSCRIPTION_ACCEPTED,
     KIND_UNITS,
@@ -50,9 +50,14 @@ def _family_children() -> list[Child]:
                               .order_by(Child.birth_date)).all()
 
 
-def _load_cart(cart_id: int, *, must_be_open: bool = True, for_update: bool = False) -> Cart:
-    """The family's démarche, or 404.  `for_update`: locked at once (a tick locks it anyway; may raise Busy)."""
-    cart = lock_one(Cart, cart_id) if for_update else get_or_404(db.session, Cart, cart_id)
+def _load_cart(cart_id: int, *, must_be_open: bool = True, for_update: bool = False, with_items: bool = False) -> Cart:
+    """The family's démarche, or 404, with its items in the same query when `with_items` (a tick, the
+    planning).  `for_update`: locked at once (a tick locks it anyway; may raise Busy)."""
+    options = [joinedload(Cart.current_items)] if with_items else []
+    if for_update:
+        cart = lock(Cart, [cart_id], *options).get(cart_id)
+    else:
+        cart = get_or_404(db.session, Cart, cart_id, options=options)
     if cart is None or cart.family_id != current_user.family_id:
         abort(404)
     if must_be_open and not booking.cart_is_open(cart):
@@ -78,9 +83,10 @@ def _cart_activities(cart: Cart, *, with_units: bool = False) -> list[Activity]:
 
 def _cart_scope(cart: Cart, *, with_units: bool = False):
     activities = _cart_activities(cart, with_units=with_units)
-    children = db.session.scalars(select(Child).where(Child.id.in_(cart.child_ids),
-                                                      Child.family_id == cart.family_id)
-                                  .order_by(Child.birth_date)).all()
+    q = select(Child).where(Child.id.in_(cart.child_ids), Child.family_id == cart.family_id).order_by(Child.birth_date)
+    if with_units:  # the planning judges every cell: their inscriptions in the same query
+        q = q.options(joinedload(Child.inscriptions))
+    children = db.session.scalars(q).unique().all()
     return activities, children
 
 
@@ -179,7 +185,7 @@ def _render_planning(cart: Cart, status: int = 200):
 @bp.get("/demarches/<int:cart_id>/planning")
 @role_required(ROLE_PARENT)
 def planning(cart_id):
-    cart = _load_cart(cart_id)
+    cart = _load_cart(cart_id, with_items=True)
     return _render_planning(cart)
 
 
@@ -225,7 +231,7 @@ def choose(cart_id):
     The hottest request of an opening morning: nothing is read before the locks but the démarche
     and its activities; `set_choices` locks the slot and the child and reads the rest under them."""
     try:
-        cart = _load_cart(cart_id, for_update=True)
+        cart = _load_cart(cart_id, for_update=True, with_items=True)
     except Busy:  # the same démarche busy elsewhere (a "Valider" in another tab): answered below
         db.session.rollback()
         cart = _load_cart(cart_id)
