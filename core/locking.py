@@ -56,9 +56,14 @@ def set_lock_timeout() -> None:
 
 
 def _held() -> set:
-    """(model, id) of the rows this transaction already holds locked."""
+    """(model, id) of the rows this transaction already holds locked.
+
+    Kept per innermost transaction: a savepoint rolled back releases what it locked (PostgreSQL),
+    so a savepoint starts a memo of its own (rows locked outside it are merely locked again)."""
     session = db.session()
-    transaction = session.get_transaction()
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    if transaction is None:  # nothing begun: nothing locked
+        return set()
     memo = session.info.get("row_locks")
     if memo is None or memo[0] is not transaction:
         memo = session.info["row_locks"] = (transaction, set())
@@ -89,7 +94,7 @@ def lock(model, ids, *options) -> dict:
             db.session.rollback()
             raise Busy() from exc
         raise
-    held.update((model, row.id) for row in rows)
+    _held().update((model, row.id) for row in rows)  # the transaction may have begun with this read
     return {row.id: row for row in rows}
 
 

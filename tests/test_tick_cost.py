@@ -3,6 +3,7 @@ hottest request; `make bench` measures its throughput, this keeps the count from
 
 import re
 
+from extensions import db
 from tests.conftest import days_from_today
 from tests.sql_count import statements
 
@@ -38,3 +39,36 @@ def test_a_tick_costs_the_same_few_statements_however_full_the_family_planning(w
     assert week.count("cell--held") >= 3 * 3 * 4  # the busy setup took: three children, 3 units, most days
     assert len(first) == len(busy) <= 10, busy
     assert len(untick) <= len(busy) + 1, untick  # one more: the waiting list of the freed place
+
+
+def test_a_row_is_locked_once_per_transaction_and_again_after_a_savepoint(app, tenants, make_family):
+    from sqlalchemy import event
+
+    from core.locking import lock
+    from core.models import Child
+    from tenants.context import tenant_scope
+
+    fam = make_family("auray", children=[("Lou", "2021-03-01")])
+    kid = fam["child_ids"][0]
+    reads = []
+
+    def before(_conn, _cursor, statement, *_a, **_k):
+        if "FROM child" in statement:
+            reads.append(statement)
+
+    with app.app_context(), tenant_scope(tenants["auray"]):
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", before)
+        try:
+            first = lock(Child, [kid])[kid]
+            assert lock(Child, [kid])[kid] is first  # same transaction: not read again
+            assert len(reads) == 1
+            with db.session.begin_nested():  # a savepoint may be rolled back: it locks again
+                lock(Child, [kid])
+            assert len(reads) == 2
+            db.session.commit()
+            lock(Child, [kid])  # a new transaction locks again
+            assert len(reads) == 3
+            db.session.rollback()
+        finally:
+            event.remove(engine, "before_cursor_execute", before)
