@@ -10,6 +10,7 @@ import email
 import email.policy
 import os
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -96,14 +97,27 @@ def is_postgres(database_url) -> bool:
 
 
 def _empty_tables(application) -> None:
+    """Empty every table but the communes'.  A browser test's live server may still be answering
+    a last request (htmx) when the test ends: TRUNCATE can then meet its locks (lock timeout or
+    deadlock); it tries again once that request is done."""
+    from sqlalchemy.exc import OperationalError
+
     with application.app_context():
         tables = [t for t in reversed(db.metadata.sorted_tables) if t.name != "tenant"]
-        with db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-            else:
-                for table in tables:
-                    conn.execute(table.delete())
+        for attempt in range(10):
+            try:
+                with db.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables)
+                                          + " RESTART IDENTITY CASCADE"))
+                    else:
+                        for table in tables:
+                            conn.execute(table.delete())
+                return
+            except OperationalError:
+                if attempt == 9:
+                    raise
+                time.sleep(0.5)
 
 
 @pytest.fixture(autouse=True)
