@@ -469,3 +469,33 @@ def test_a_lock_timeout_anywhere_else_is_never_a_500(race_app, app, database_url
         conn.close()
         engine.dispose()
     assert web.get(f"/auray/demarches/{cart}/planning").status_code == 302  # released now: "Recommencez"
+
+
+def test_one_activity_per_time_slot_holds_when_the_same_child_ticks_from_eight_tabs_at_once(race_app, app,
+                                                                                             make_activity, tenants):
+    """Klub: one activity per time slot. Eight démarches of the same family (eight tabs) tick eight
+    different sessions of the same morning at the same moment: one is held, seven say why not."""
+    day = days_from_today(12)
+    titles = [f"Atelier {k}" for k in range(8)]
+    act = make_activity("auray", **{**KLUB, "code": "klub-slot"},
+                        sessions=[{"date": day, "title": t, "time_slot": "matin", "places": 20} for t in titles])
+    slots = [act["slots"][(t, day.isoformat())] for t in titles]
+    fam = bulk_families(race_app, act["tenant_id"], act["id"], 1, open_carts=False)[0]
+    with race_app.app_context(), tenant_scope(act["tenant_id"]):
+        carts = [Cart(family_id=fam["family_id"], user_id=fam["user_id"], activity_ids=[act["id"]],
+                      child_ids=[fam["child_id"]], expires_at=utcnow() + timedelta(minutes=20),
+                      token=uuid.uuid4().hex[:16]) for _ in slots]
+        db.session.add_all(carts)
+        db.session.commit()
+        cart_ids = [c.id for c in carts]
+        db.session.remove()
+
+    def attempt(i):
+        cell = tick(cart_ids[i], [(fam["child_id"], slots[i], True)])[(fam["child_id"], slots[i])]
+        return cell.state, cell.reason
+
+    results = race(race_app, act["tenant_id"], len(slots), attempt)
+    assert [s for s, _r in results].count(booking.HELD) == 1
+    assert sorted(r for s, r in results if s != booking.HELD) == ["time_slot"] * 7
+    assert sum(counts(race_app, act["tenant_id"], s)[0] for s in slots) == 1
+    assert all(counts(race_app, act["tenant_id"], s)[0] == counts(race_app, act["tenant_id"], s)[1] for s in slots)
