@@ -480,11 +480,24 @@ def promote_waitlist(slot: Slot) -> list[Reservation]:
             break
         if res.status != RES_WAITLIST:
             continue
+        if activity.one_per_time_slot and slot.time_slot and _busy_elsewhere(res, slot):
+            continue  # booked meanwhile in another activity of the same time slot: the next in line
         res.status = RES_RESERVED if activity.validation_mode == VALIDATION_IMMEDIATE else RES_PENDING
         slot.taken += 1
         promoted.append(res)
         on_promoted(res, slot, activity)
     return promoted
+
+
+def _busy_elsewhere(res: Reservation, slot: Slot) -> bool:
+    """Whether the waiting child already takes a place (or holds one) in another session of the same
+    activity, day and time slot.  The child is locked first, as a tick on that other session does."""
+    lock(Child, [res.child_id])
+    others = db.session.scalars(select(Reservation).join(Slot, Reservation.slot_id == Slot.id).where(
+        Reservation.child_id == res.child_id, Reservation.activity_id == slot.activity_id, Slot.id != slot.id,
+        Slot.day == slot.day, Slot.time_slot == slot.time_slot, Reservation.status.in_(RES_TAKING_PLACE))).all()
+    now = utcnow()
+    return any(r.status != RES_HELD or r.held_until is None or r.held_until >= now for r in others)
 
 
 def describe_slot(slot: Slot, activity: Activity, unit_label: str | None = None) -> str:

@@ -319,3 +319,46 @@ def test_every_tick_keeps_the_holds_alive_to_the_minute(ctx, world, tenants):
         holds = db.session.scalars(select(Reservation).where(Reservation.cart_id == cart.id)).all()
         assert len(holds) == 3
         assert {r.held_until for r in holds} == {renewed}
+
+
+def test_a_freed_place_skips_a_child_already_booked_in_the_same_time_slot(ctx, make_family, make_activity, inscribe,
+                                                                          tenants):
+    """Klub: one activity per time slot. Zoé waits for "Danse" while booked in "Archery", the same
+    morning: when a "Danse" place frees up, it goes to the next in line, not to her."""
+    day = days_from_today(12)
+    act = make_activity("auray", code="klub", name="Klub", kind="sessions", ages=[8, 12], validation="commune",
+                        one_per_time_slot=True,
+                        sessions=[{"date": day, "title": "Danse", "time_slot": "matin", "places": 1},
+                                  {"date": day, "title": "Archery", "time_slot": "matin", "places": 10}])
+    danse, archery = (act["slots"][(t, day.isoformat())] for t in ("Danse", "Archery"))
+    first = make_family("auray", children=[("Lina", "2016-01-01")])
+    zoe = make_family("auray", children=[("Zoé", "2016-02-01")])
+    third = make_family("auray", children=[("Noa", "2016-03-01")])
+    for fam in (first, zoe, third):
+        inscribe(act, fam["child_ids"])
+    with tenant_scope(tenants["auray"]):
+        cart, user = _cart(first, act, first["child_ids"])
+        _tick(cart, [(first["child_ids"][0], danse, True)])
+        d1 = submit_cart(cart, user, links=Links())
+        db.session.commit()
+        for fam in (zoe, third):  # both wait for "Danse"
+            cart, user = _cart(fam, act, fam["child_ids"])
+            _tick(cart, [(fam["child_ids"][0], danse, True)], waitlist=True)
+            submit_cart(cart, user, links=Links())
+            db.session.commit()
+        cart, user = _cart(zoe, act, zoe["child_ids"])  # Zoé takes "Archery" meanwhile (a waiting list holds no place)
+        assert list(_tick(cart, [(zoe["child_ids"][0], archery, True)]).values())[0].state == "held"
+        submit_cart(cart, user, links=Links())
+        db.session.commit()
+
+        decide(d1, accept=set(), refuse={d1.lines[0].id}, motif="Pièces manquantes au dossier", actor="Agent",
+               links=Links())
+        db.session.commit()
+
+        def morning(child_id):
+            return sorted(db.session.scalars(select(Reservation.status).where(
+                Reservation.child_id == child_id, Reservation.slot_id.in_([danse, archery]))).all())
+
+        assert morning(zoe["child_ids"][0]) == ["pending", "waitlist"]  # Archery booked, still waiting for Danse
+        assert morning(third["child_ids"][0]) == ["pending"]  # the place went to the next in line
+        assert db.session.get(Slot, danse).taken == 1
