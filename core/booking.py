@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from flask import current_app
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect, select, update
@@ -345,10 +346,12 @@ def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: 
                          slots=list(ctx.slots.values()), zone=ctx.zone, now=ctx.now)
     ctx.reservations, ctx.items, ctx.busy, ctx.inscribed = fresh.reservations, fresh.items, fresh.busy, fresh.inscribed
     # Holds of abandoned démarches are freed when they matter: a slot that looks full, or a
-    # child's own expired hold about to be taken again (the sweep `reservations expire-holds`
-    # frees the others).
+    # child's own expired hold about to be taken again; the worker's sweep frees the others every
+    # minute.  Without a worker (no Redis: the newcomer's embedded mode) a tick frees them on
+    # every slot it locks, as nothing else would.
     now = utcnow()
-    stale = [s for s in locked.values() if online_remaining(ctx.activities[s.activity_id], s) <= 0]
+    sweeping = bool(current_app.config.get("REDIS_URL"))
+    stale = [s for s in locked.values() if not sweeping or online_remaining(ctx.activities[s.activity_id], s) <= 0]
     stale += [locked[sid] for (_c, sid), res in ctx.reservations.items()
               if sid in locked and res.status == RES_HELD and res.held_until is not None and res.held_until < now]
     # (the freed rows are the instances ctx holds: they read "cancelled" at once; none was counted busy)

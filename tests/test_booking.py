@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from core import booking
 from core import calendar as cal
@@ -362,3 +362,28 @@ def test_a_freed_place_skips_a_child_already_booked_in_the_same_time_slot(ctx, m
         assert morning(zoe["child_ids"][0]) == ["pending", "waitlist"]  # Archery booked, still waiting for Danse
         assert morning(third["child_ids"][0]) == ["pending"]  # the place went to the next in line
         assert db.session.get(Slot, danse).taken == 1
+
+
+def test_without_a_worker_a_tick_frees_the_expired_holds_of_its_slot(ctx, app, world, make_family, inscribe, tenants,
+                                                                      monkeypatch):
+    """The newcomer's embedded mode has no worker to sweep abandoned holds: the next tick on the
+    slot frees them, so "Places : N" does not stay low.  With a worker, that is the sweep's job."""
+    fam, act = world
+    kid = fam["child_ids"][0]
+    with tenant_scope(tenants["auray"]):
+        for k, with_worker in enumerate((True, False)):
+            slot_id = act["slots"][("repas", days_from_today(11 + k).isoformat())]
+            monkeypatch.setitem(app.config, "REDIS_URL", "redis://127.0.0.1:1/0" if with_worker else None)
+            gone = make_family("auray", children=[("Eliott", "2021-02-02")])
+            inscribe(act, gone["child_ids"])
+            cart, _u = _cart(gone, act, gone["child_ids"])
+            _tick(cart, [(gone["child_ids"][0], slot_id, True)])
+            cart.expires_at = datetime(2000, 1, 1)  # abandoned
+            db.session.execute(update(Reservation).where(Reservation.cart_id == cart.id)
+                               .values(held_until=datetime(2000, 1, 1)))
+            db.session.commit()
+            assert db.session.get(Slot, slot_id).taken == 1
+            mine, _u = _cart(fam, act, fam["child_ids"])
+            _tick(mine, [(kid, slot_id, True)])
+            # with a worker the abandoned hold waits for the sweep; without, this tick freed it
+            assert db.session.get(Slot, slot_id).taken == (2 if with_worker else 1)
