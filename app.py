@@ -159,11 +159,12 @@ def _register_errors(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
+    from blueprints import dates
     from tenants.i18n import tenant_text
 
     @app.template_filter("date_long")
     def date_long(value):
-        return format_date(value, "EEEE dd/MM/yyyy") if value else ""
+        return dates.date_long(value) if value else ""
 
     @app.template_filter("date_short")
     def date_short(value):
@@ -186,11 +187,11 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.template_filter("date_dm")
     def date_dm(value):
-        return format_date(value, "dd/MM") if value else ""
+        return dates.date_dm(value) if value else ""
 
     @app.template_filter("weekday_name")
     def weekday_name(value):
-        return format_date(value, "EEEE") if value else ""
+        return dates.weekday_name(value) if value else ""
 
     @app.template_filter("month_label")
     def month_label(value):

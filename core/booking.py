@@ -121,6 +121,12 @@ def online_remaining(activity: Activity, slot: Slot) -> int:
     return activity.online_places(slot.capacity) - slot.taken
 
 
+def is_expired_hold(res: Reservation, now: datetime | None = None) -> bool:
+    """A hold of a démarche abandoned past its time: it no longer counts, whatever `taken` says
+    until it is released."""
+    return res.status == RES_HELD and res.held_until is not None and res.held_until < (now or utcnow())
+
+
 def _loaded(obj, relationship: str) -> bool:
     """True when `relationship` of `obj` was read along with it (no query to use it)."""
     return relationship not in inspect(obj).unloaded
@@ -187,9 +193,7 @@ class Context:
             self.busy.setdefault(key, set()).discard(slot.id)
 
     def _counts(self, res: Reservation) -> bool:
-        if res.status == RES_HELD:
-            return res.held_until is None or res.held_until >= utcnow()
-        return True
+        return not is_expired_hold(res)
 
     # ------------------------------------------------------------ judging
 
@@ -352,8 +356,7 @@ def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: 
     now = utcnow()
     sweeping = bool(current_app.config.get("REDIS_URL"))
     stale = [s for s in locked.values() if not sweeping or online_remaining(ctx.activities[s.activity_id], s) <= 0]
-    stale += [locked[sid] for (_c, sid), res in ctx.reservations.items()
-              if sid in locked and res.status == RES_HELD and res.held_until is not None and res.held_until < now]
+    stale += [locked[sid] for (_c, sid), res in ctx.reservations.items() if sid in locked and is_expired_hold(res, now)]
     # (the freed rows are the instances ctx holds: they read "cancelled" at once; none was counted busy)
     freed = release_expired_holds_of({s.id: s for s in stale}) if stale else []
     activity_hold = {a.id: a.hold_minutes for a in ctx.activities.values()}
@@ -499,8 +502,7 @@ def _busy_elsewhere(res: Reservation, slot: Slot) -> bool:
     others = db.session.scalars(select(Reservation).join(Slot, Reservation.slot_id == Slot.id).where(
         Reservation.child_id == res.child_id, Reservation.activity_id == slot.activity_id, Slot.id != slot.id,
         Slot.day == slot.day, Slot.time_slot == slot.time_slot, Reservation.status.in_(RES_TAKING_PLACE))).all()
-    now = utcnow()
-    return any(r.status != RES_HELD or r.held_until is None or r.held_until >= now for r in others)
+    return any(not is_expired_hold(r) for r in others)
 
 
 def describe_slot(slot: Slot, activity: Activity, unit_label: str | None = None) -> str:

@@ -227,23 +227,24 @@ def test_queries_per_planning_page_do_not_grow_with_days_or_children(web, make_f
     assert month_three <= 8  # the issue asks for at most 12
 
 
-def test_the_planning_writes_dates_as_the_date_filters_do(app):
-    """The grid computes its day labels once per page instead of calling Babel for every cell."""
+def test_the_planning_writes_dates_as_babel_does(app):
+    """The grid and the date filters compute day labels without calling Babel for every cell:
+    they must write what Babel's patterns write."""
     from datetime import date, timedelta
 
-    from flask_babel import force_locale
+    from flask_babel import force_locale, format_date
 
-    from blueprints.reservations import planning as pl
+    from blueprints import dates
 
     filters = app.jinja_env.filters
     for lang in ("fr", "en"):
         with app.test_request_context("/"), force_locale(lang):
-            names = pl.weekday_names()
+            names = dates.weekday_names()
             for n in range(0, 800, 3):
                 day = date(2026, 1, 1) + timedelta(days=n)
-                assert pl.date_long(day, names) == filters["date_long"](day)
-                assert pl.date_dm(day) == filters["date_dm"](day)
-                assert names[day.weekday()] == filters["weekday_name"](day)
+                assert dates.date_long(day, names) == format_date(day, "EEEE dd/MM/yyyy") == filters["date_long"](day)
+                assert dates.date_dm(day) == format_date(day, "dd/MM") == filters["date_dm"](day)
+                assert names[day.weekday()] == format_date(day, "EEEE") == filters["weekday_name"](day)
 
 
 def test_unticking_a_booked_day_is_a_cancellation_subject_to_the_deadline(web, make_family, make_activity, inscribe,

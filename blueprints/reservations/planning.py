@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import lru_cache
 
-from babel.dates import get_day_names
-from flask_babel import get_locale
 from sqlalchemy import select
 
+from blueprints.dates import date_dm, date_long, weekday_names
 from core import booking
 from core import calendar as cal
 from core.activity_config import TIME_SLOTS
@@ -78,27 +76,6 @@ def neighbours(view: str, anchor: date) -> tuple[date, date]:
         nxt = (first + timedelta(days=32)).replace(day=1)
         return prev, nxt
     return anchor - timedelta(days=7), anchor + timedelta(days=7)
-
-
-def weekday_names() -> tuple[str, ...]:
-    """Monday..Sunday in the current language: what the `weekday_name` filter writes (EEEE)."""
-    return _weekday_names(str(get_locale() or "fr"))
-
-
-@lru_cache(maxsize=8)
-def _weekday_names(locale: str) -> tuple[str, ...]:
-    names = get_day_names("wide", "format", locale)
-    return tuple(names[i] for i in range(7))
-
-
-def date_dm(day: date) -> str:
-    """What the `date_dm` filter writes (dd/MM), without Babel's per-call cost."""
-    return f"{day.day:02d}/{day.month:02d}"
-
-
-def date_long(day: date, names: tuple[str, ...]) -> str:
-    """What the `date_long` filter writes (EEEE dd/MM/yyyy), with `names` from weekday_names()."""
-    return f"{names[day.weekday()]} {day.day:02d}/{day.month:02d}/{day.year:04d}"
 
 
 @dataclass(slots=True)
