@@ -12,18 +12,17 @@ writes and leaves the commit to the caller, in one transaction.  The wish is a
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import inspect, select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy import and_, bindparam, delete, exists, insert, inspect, select, update
 
 from core import calendar as cal
 from core.clock import utcnow
-from core.locking import lock, lock_one
+from core.locking import is_locked, lock, lock_one, lock_rows
 from core.models import (
     ACTION_BOOK,
     ACTION_CANCEL,
@@ -42,6 +41,7 @@ from core.models import (
     VALIDATION_IMMEDIATE,
     VALIDATION_PRERESERVATION,
     Activity,
+    ActivityUnit,
     Cart,
     CartItem,
     Child,
@@ -50,6 +50,7 @@ from core.models import (
     Slot,
 )
 from extensions import db
+from tenants.context import require_tenant_id
 
 # States of a cell (child x slot) as the planning shows it
 FREE = "free"            # may be ticked
@@ -136,6 +137,245 @@ def child_age_on(child: Child, day: date) -> int:
     return child.age_on(day)
 
 
+# ====================================================================== rows the hot paths read and write
+#
+# A tick is the hottest request of an opening morning: it reads and writes plain rows (column
+# selects, Core INSERT/UPDATE/DELETE) rather than ORM objects and a unit-of-work flush, the
+# cost of which was most of a tick (BENCHMARKS.md).  The rules (`Context`) read these rows and
+# ORM objects alike.  Column selects of mapped attributes still pass the tenancy guard
+# (tenants/scoping.py); writes name the rows' commune explicitly.
+
+@dataclass(slots=True)
+class CartRow:
+    """A démarche as locked by `lock_cart`, with its items {(child_id, slot_id): ItemRow}."""
+    id: int
+    family_id: int
+    user_id: int
+    status: str
+    expires_at: datetime
+    activity_ids: list
+    child_ids: list
+    items: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ItemRow:
+    child_id: int
+    slot_id: int
+    action: str
+    reservation_id: int | None = None
+
+
+@dataclass(slots=True)
+class SlotRow:
+    """A slot locked by `set_choices`; `taken` is written back when it changes."""
+    id: int
+    activity_id: int
+    unit_id: int | None
+    day: date
+    last_day: date
+    dates: list
+    title: str
+    time_slot: str | None
+    age_min: int | None
+    age_max: int | None
+    capacity: int
+    taken: int
+    unit_label: str | None = None
+    has_waitlist: bool = False
+
+
+@dataclass(slots=True)
+class ResRow:
+    id: int | None
+    child_id: int
+    slot_id: int
+    activity_id: int
+    family_id: int
+    status: str
+    cart_id: int | None
+    held_until: datetime | None
+
+
+@dataclass(slots=True)
+class ChildRow:
+    id: int
+    family_id: int
+    first_name: str
+    birth_date: date
+
+    age_on = Child.age_on
+
+
+ActivityRow = make_dataclass(
+    "ActivityRow", [c.key for c in Activity.__table__.columns], slots=True,
+    namespace={"online_places": Activity.online_places,
+               "__doc__": "An activity's settings as a tick reads them (a row, not an ORM object)."})
+
+_act, _cart, _item, _slot, _res, _child, _ins, _unit = (m.__table__ for m in (
+    Activity, Cart, CartItem, Slot, Reservation, Child, Inscription, ActivityUnit))
+_T = bindparam("tenant")  # every statement below names its commune (Core statements skip the ORM guard)
+
+_RES_COLUMNS = (_res.c.id, _res.c.child_id, _res.c.slot_id, _res.c.activity_id, _res.c.family_id, _res.c.status,
+                _res.c.cart_id, _res.c.held_until)
+_RES_WIDTH = len(_RES_COLUMNS)
+_SLOT_COLUMNS = (_slot.c.id, _slot.c.activity_id, _slot.c.unit_id, _slot.c.day, _slot.c.last_day, _slot.c.dates,
+                 _slot.c.title, _slot.c.time_slot, _slot.c.age_min, _slot.c.age_max, _slot.c.capacity, _slot.c.taken)
+_SLOT_WIDTH = len(_SLOT_COLUMNS)
+_CHILD_COLUMNS = (_child.c.id, _child.c.family_id, _child.c.first_name, _child.c.birth_date)
+
+_ACTIVITIES = (select(*_act.c).where(_act.c.id.in_(bindparam("activity_ids", expanding=True)), _act.c.tenant_id == _T)
+               .order_by(_act.c.position, _act.c.id))
+# The démarche and its items, the démarche locked (FOR UPDATE OF cart: PostgreSQL; SQLite serialises writers).
+_LOCK_CART = (select(_cart.c.id, _cart.c.family_id, _cart.c.user_id, _cart.c.status, _cart.c.expires_at,
+                     _cart.c.activity_ids, _cart.c.child_ids, _item.c.child_id, _item.c.slot_id, _item.c.action,
+                     _item.c.reservation_id)
+              .select_from(_cart.outerjoin(_item, and_(_item.c.cart_id == _cart.c.id, _item.c.tenant_id == _T)))
+              .where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T)
+              .order_by(_item.c.id).with_for_update(of=_cart))
+# The wished slots in id order, locked, each with its unit's label and whether anyone waits for it,
+# times the wished children (with their inscription to the slot's activity and their reservation
+# on the slot): everything a tick judges, in one statement.
+_waiting = (exists().where(_res.c.slot_id == _slot.c.id, _res.c.status == RES_WAITLIST, _res.c.tenant_id == _T)
+            .correlate(_slot))
+_LOCK_SLOTS = (select(*_SLOT_COLUMNS, _unit.c.label, _waiting.label("has_waitlist"), *_CHILD_COLUMNS,
+                      _ins.c.activity_id, *_RES_COLUMNS)
+               .select_from(
+                   _slot.join(_child, and_(_child.c.id.in_(bindparam("child_ids", expanding=True)),
+                                           _child.c.tenant_id == _T))
+                   .outerjoin(_unit, and_(_unit.c.id == _slot.c.unit_id, _unit.c.tenant_id == _T))
+                   .outerjoin(_ins, and_(_ins.c.child_id == _child.c.id, _ins.c.activity_id == _slot.c.activity_id,
+                                         _ins.c.status == INSCRIPTION_ACCEPTED, _ins.c.tenant_id == _T))
+                   .outerjoin(_res, and_(_res.c.slot_id == _slot.c.id, _res.c.child_id == _child.c.id,
+                                         _res.c.tenant_id == _T)))
+               .where(_slot.c.id.in_(bindparam("slot_ids", expanding=True)), _slot.c.tenant_id == _T)
+               .order_by(_slot.c.id, _child.c.id).with_for_update(of=_slot))
+_LOCK_CHILDREN = (select(_child.c.id).where(_child.c.id.in_(bindparam("child_ids", expanding=True)),
+                                            _child.c.tenant_id == _T)
+                  .order_by(_child.c.id).with_for_update(of=_child))
+# The children's reservations on these activities over a range of days, with their slot's time slot.
+_RESERVATIONS_IN_RANGE = (select(*_RES_COLUMNS, _slot.c.activity_id, _slot.c.day, _slot.c.time_slot)
+                          .select_from(_res.join(_slot, _res.c.slot_id == _slot.c.id))
+                          .where(_res.c.child_id.in_(bindparam("child_ids", expanding=True)),
+                                 _res.c.activity_id.in_(bindparam("activity_ids", expanding=True)),
+                                 _slot.c.day >= bindparam("first"), _slot.c.day <= bindparam("last"),
+                                 _res.c.tenant_id == _T))
+# What a child takes (or holds) on the days of the wished sessions ("one activity per time slot").
+_BUSY = (select(*_RES_COLUMNS, _slot.c.activity_id, _slot.c.day, _slot.c.time_slot)
+         .select_from(_res.join(_slot, _res.c.slot_id == _slot.c.id))
+         .where(_res.c.child_id.in_(bindparam("child_ids", expanding=True)),
+                _res.c.activity_id.in_(bindparam("activity_ids", expanding=True)),
+                _slot.c.day.in_(bindparam("days", expanding=True)),
+                _res.c.status.in_(RES_TAKING_PLACE), _res.c.tenant_id == _T))
+
+_SET_TAKEN = (update(_slot).where(_slot.c.id == bindparam("b_id"), _slot.c.tenant_id == bindparam("b_tenant"))
+              .values(taken=bindparam("b_taken")))
+_SET_RES = (update(_res).where(_res.c.id == bindparam("b_id"), _res.c.tenant_id == bindparam("b_tenant"))
+            .values(status=bindparam("b_status"), cart_id=bindparam("b_cart"), held_until=bindparam("b_until")))
+_ADD_RES = insert(_res).returning(_res.c.id, sort_by_parameter_order=True)
+_ADD_ITEM = insert(_item)
+_DROP_ITEM = delete(_item).where(_item.c.cart_id == bindparam("b_cart"), _item.c.child_id == bindparam("b_child"),
+                                 _item.c.slot_id == bindparam("b_slot"), _item.c.tenant_id == bindparam("b_tenant"))
+
+
+def _run(stmt, params=None):
+    """A Core statement on the session's connection, in its transaction (no ORM layer: a tick's
+    statements cost a third of what they did through the session)."""
+    return db.session.connection().execute(stmt, params)
+
+
+def load_activities(activity_ids) -> list:
+    """The commune's activities with these ids, as rows (ordered as the pages list them)."""
+    return [ActivityRow(*row) for row in _run(_ACTIVITIES, {"activity_ids": sorted(set(activity_ids)),
+                                                            "tenant": require_tenant_id()})]
+
+
+def lock_cart(cart_id: int) -> CartRow | None:
+    """Lock the démarche (first, the order every path follows) and read its items in the same
+    statement.  None when it is not the current commune's (or does not exist).  May raise Busy."""
+    rows = lock_rows(Cart, _LOCK_CART, {"cart_id": int(cart_id), "tenant": require_tenant_id()}, [int(cart_id)])
+    if not rows:
+        return None
+    first = rows[0]
+    cart = CartRow(*first[:7])
+    for row in rows:
+        if row[7] is not None:
+            cart.items[(row[7], row[8])] = ItemRow(*row[7:11])
+    return cart
+
+
+class _Writes:
+    """What one call of the core changes, sent at the end in a few statements (executemany)."""
+
+    def __init__(self, tenant_id: int, cart_id: int):
+        self.tenant_id, self.cart_id = tenant_id, cart_id
+        self.slots: dict[int, object] = {}            # slots whose `taken` changed
+        self.res_changed: dict[int, ResRow] = {}      # existing reservations whose state changed
+        self.res_new: list[ResRow] = []               # reservations to insert
+        self.items_new: list[tuple[ItemRow, ResRow | None]] = []
+        self.items_gone: list[tuple[int, int]] = []
+        self.freed: set[int] = set()                   # slots where a place came free
+
+    def taken(self, slot) -> None:
+        self.slots[slot.id] = slot
+
+    def reservation(self, res: ResRow) -> None:
+        if res.id is None:
+            if res not in self.res_new:
+                self.res_new.append(res)
+        else:
+            self.res_changed[res.id] = res
+
+    def add_item(self, item: ItemRow, res: ResRow | None = None) -> None:
+        self.items_new.append((item, res))
+
+    def drop_item(self, child_id: int, slot_id: int) -> None:
+        new = [(i, r) for i, r in self.items_new if (i.child_id, i.slot_id) != (child_id, slot_id)]
+        if len(new) != len(self.items_new):  # added by this very call: nothing to delete
+            self.items_new = new
+        else:
+            self.items_gone.append((child_id, slot_id))
+
+    def send(self) -> None:
+        session, tid = db.session.connection(), self.tenant_id
+        if self.items_gone:
+            session.execute(_DROP_ITEM, [{"b_cart": self.cart_id, "b_child": c, "b_slot": s, "b_tenant": tid}
+                                         for c, s in self.items_gone])
+        if self.res_changed:
+            session.execute(_SET_RES, [{"b_id": r.id, "b_tenant": tid, "b_status": r.status, "b_cart": r.cart_id,
+                                        "b_until": r.held_until} for r in self.res_changed.values()])
+        if self.res_new:
+            now = utcnow()
+            ids = session.execute(_ADD_RES, [
+                {"tenant_id": tid, "child_id": r.child_id, "slot_id": r.slot_id, "activity_id": r.activity_id,
+                 "family_id": r.family_id, "status": r.status, "cart_id": r.cart_id, "held_until": r.held_until,
+                 "created_at": now, "updated_at": now} for r in self.res_new]).scalars().all()
+            for res, rid in zip(self.res_new, ids, strict=True):
+                res.id = rid
+        if self.items_new:
+            session.execute(_ADD_ITEM, [
+                {"tenant_id": tid, "cart_id": self.cart_id, "child_id": i.child_id, "slot_id": i.slot_id,
+                 "action": i.action, "reservation_id": r.id if r is not None else i.reservation_id}
+                for i, r in self.items_new])
+            for item, res in self.items_new:
+                if res is not None:
+                    item.reservation_id = res.id
+        if self.slots:
+            session.execute(_SET_TAKEN, [{"b_id": s.id, "b_tenant": tid, "b_taken": s.taken}
+                                         for s in self.slots.values()])
+        _forget(Slot, self.slots)
+        _forget(Reservation, self.res_changed)
+
+
+def _forget(model, ids) -> None:
+    """ORM copies of rows just written with Core statements (a caller may hold some) read them again."""
+    session = db.session()
+    for ident in ids:
+        obj = session.identity_map.get(session.identity_key(model, ident))
+        if obj is not None and obj not in session.dirty:
+            session.expire(obj)
+
+
 @dataclass
 class Context:
     """Everything needed to judge cells, loaded with a constant number of queries."""
@@ -168,29 +408,28 @@ class Context:
                         Inscription.status == INSCRIPTION_ACCEPTED)))
         days = sorted({s.day for s in slots})
         if child_ids and days:
-            rows = db.session.execute(
-                select(Reservation, Slot).join(Slot, Reservation.slot_id == Slot.id).where(
-                    Reservation.child_id.in_(child_ids), Reservation.activity_id.in_(list(ctx.activities)),
-                    Slot.day >= days[0], Slot.day <= days[-1])
-                # populate_existing refreshes the slots too: keep their unit (the cells show its label)
-                .options(joinedload(Slot.unit)).execution_options(populate_existing=True)).all()
-            for res, slot in rows:
-                ctx._index(res, slot)
+            for row in _run(_RESERVATIONS_IN_RANGE, {
+                    "child_ids": child_ids, "activity_ids": list(ctx.activities), "first": days[0], "last": days[-1],
+                    "tenant": require_tenant_id()}):
+                ctx._index(ResRow(*row[:_RES_WIDTH]), *row[_RES_WIDTH:])
         if cart is not None:
-            items = cart.current_items if _loaded(cart, "current_items") else db.session.scalars(
-                select(CartItem).where(CartItem.cart_id == cart.id).execution_options(populate_existing=True))
-            for item in items:  # read with the démarche (its lock or its page) where it could be
-                ctx.items[(item.child_id, item.slot_id)] = item
+            if isinstance(cart, CartRow):
+                ctx.items = dict(cart.items)
+            else:
+                items = cart.current_items if _loaded(cart, "current_items") else db.session.scalars(
+                    select(CartItem).where(CartItem.cart_id == cart.id).execution_options(populate_existing=True))
+                for item in items:  # read with the démarche (its lock or its page) where it could be
+                    ctx.items[(item.child_id, item.slot_id)] = item
         return ctx
 
-    def _index(self, res: Reservation, slot: Slot) -> None:
+    def _index(self, res, activity_id: int, day: date, time_slot: str | None) -> None:
+        """Remember a reservation of a child, and whether it makes the child busy in its time slot."""
         self.reservations[(res.child_id, res.slot_id)] = res
-        self.slots.setdefault(slot.id, slot)
-        key = (res.child_id, slot.activity_id, slot.day, slot.time_slot)
+        key = (res.child_id, activity_id, day, time_slot)
         if res.status in RES_TAKING_PLACE and self._counts(res):
-            self.busy.setdefault(key, set()).add(slot.id)
+            self.busy.setdefault(key, set()).add(res.slot_id)
         else:
-            self.busy.setdefault(key, set()).discard(slot.id)
+            self.busy.setdefault(key, set()).discard(res.slot_id)
 
     def _counts(self, res: Reservation) -> bool:
         return not is_expired_hold(res)
@@ -299,80 +538,153 @@ def _release(res: Reservation, slot: Slot) -> None:
     res.held_until = None
 
 
-def release_expired_holds_of(slots: dict[int, Slot]) -> list[int]:
-    """Under the slots' locks: free holds whose démarche was abandoned. Returns freed slot ids."""
+_RELEASE_EXPIRED = (update(_res).where(_res.c.slot_id.in_(bindparam("slot_ids", expanding=True)),
+                                       _res.c.tenant_id == bindparam("b_tenant"), _res.c.status == RES_HELD,
+                                       _res.c.held_until < bindparam("now"))
+                    .values(status=RES_CANCELLED, cart_id=None, held_until=None)
+                    .returning(_res.c.id, _res.c.slot_id))
+_DROP_ITEMS_OF = delete(_item).where(_item.c.reservation_id.in_(bindparam("res_ids", expanding=True)),
+                                     _item.c.tenant_id == bindparam("b_tenant"))
+
+
+def release_expired_holds_of(slots: dict) -> list[int]:
+    """Under the slots' locks: free holds whose démarche was abandoned (their démarche items go
+    with them).  `slots` are locked rows or ORM slots; their `taken` goes down in memory, for the
+    caller to write.  Returns the freed slot ids, once per freed place."""
     if not slots:
         return []
-    now = utcnow()
-    freed = []
-    for res in db.session.scalars(select(Reservation).where(
-            Reservation.slot_id.in_(list(slots)), Reservation.status == RES_HELD, Reservation.held_until < now)
-            .execution_options(populate_existing=True)):
-        _release(res, slots[res.slot_id])
-        if res.cart_id is not None:
-            for item in db.session.scalars(select(CartItem).where(CartItem.reservation_id == res.id)):
-                db.session.delete(item)
-        freed.append(res.slot_id)
-    return freed
+    tid = require_tenant_id()
+    freed = _run(_RELEASE_EXPIRED, {"slot_ids": list(slots), "b_tenant": tid, "now": utcnow()}).all()
+    if not freed:
+        return []
+    _run(_DROP_ITEMS_OF, {"res_ids": [rid for rid, _s in freed], "b_tenant": tid})
+    for _rid, slot_id in freed:
+        slot = slots[slot_id]
+        slot.taken = max(0, slot.taken - 1)
+    _forget(Reservation, [rid for rid, _s in freed])
+    _forget_items_of([rid for rid, _s in freed])
+    return [slot_id for _rid, slot_id in freed]
+
+
+def _forget_items_of(reservation_ids) -> None:
+    """ORM démarche items of these reservations, deleted by a Core statement, are read again (gone)."""
+    gone = set(reservation_ids)
+    session = db.session()
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, CartItem) and obj.reservation_id in gone and obj not in session.dirty:
+            session.expire(obj)
+
+
+def _exclusive(activity: Activity, slot) -> bool:
+    """"One activity per time slot" applies to this slot."""
+    return bool(activity.one_per_time_slot and slot.time_slot)
 
 
 def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: bool = False) -> dict:
     """Apply desired states [(child_id, slot_id, want)] in one transaction (caller commits).
 
-    Locks the cart, then the slots, then the children, in id order (the order every path
-    follows: cart or demande, slots, children); loads and judges under the locks what the
-    cells need, so `ctx` only has to carry the cart, its activities and the zone (a tick
-    loads nothing before).  Slots or children outside the démarche raise "not_in_cart".
+    Locks the cart, then the slots, then (for "one activity per time slot") the children, in id
+    order (the order every path follows: cart or demande, slots, children); reads under the locks
+    what the cells need, so `ctx` only has to carry the cart, its activities and the zone.  A
+    tick is then five statements: the démarche with its items, the slot with the child's
+    bookings on it, the child with its inscriptions, and the writes (reservation, item, counter).
+    Slots or children outside the démarche raise "not_in_cart".
     Returns {(child_id, slot_id): Cell} with the state after the change.
     """
-    cart = ctx.cart
-    if cart is None:
+    if ctx.cart is None:
         raise BookingError("cart_closed")
     # The cart first: a concurrent "Valider" of the same démarche is then either done (and this
     # tick refused) or not started; checked under the lock with fresh values.
-    cart = lock_one(Cart, cart.id)
+    session = db.session()
+    if session.new or session.dirty or session.deleted:  # the Core statements below see the session's changes
+        session.flush()
+    cart = ctx.cart
+    if not (isinstance(cart, CartRow) and is_locked(Cart, cart.id)):
+        cart = lock_cart(cart.id)
     if cart is None or not cart_is_open(cart):
         raise BookingError("cart_closed")
     ctx.cart = cart
-    slot_ids = {s for _c, s, _w in wishes}
-    child_ids = {c for c, _s, _w in wishes}
-    if not child_ids.issubset(cart.child_ids):
+    ctx.items = dict(cart.items)
+    slot_ids = sorted({s for _c, s, _w in wishes})
+    child_ids = sorted({c for c, _s, _w in wishes})
+    if not set(child_ids).issubset(cart.child_ids):
         raise BookingError("not_in_cart")
-    locked = lock(Slot, slot_ids, joinedload(Slot.unit))  # the cell shows the unit's label
-    children = lock(Child, child_ids, joinedload(Child.inscriptions))  # the rules need them
-    if set(locked) != slot_ids or any(s.activity_id not in ctx.activities for s in locked.values()) \
-            or set(children) != child_ids or any(c.family_id != cart.family_id for c in children.values()):
+    tid = require_tenant_id()
+    slots: dict[int, SlotRow] = {}
+    children: dict[int, ChildRow] = {}
+    inscribed: set[tuple[int, int]] = set()
+    ctx.reservations, ctx.busy = {}, {}
+    c0, r0 = _SLOT_WIDTH + 2, _SLOT_WIDTH + 6  # where the child's columns, then the reservation's, begin
+    for row in lock_rows(Slot, _LOCK_SLOTS, {"slot_ids": slot_ids, "child_ids": child_ids, "tenant": tid}, slot_ids):
+        slot = slots.get(row[0])
+        if slot is None:
+            slot = slots[row[0]] = SlotRow(*row[:c0])
+        if row[c0] not in children:
+            children[row[c0]] = ChildRow(*row[c0:c0 + 4])
+        if row[r0] is not None:
+            inscribed.add((row[c0], row[r0]))
+        if row[r0 + 1] is not None:
+            ctx._index(ResRow(*row[r0 + 1:]), slot.activity_id, slot.day, slot.time_slot)
+    if set(slots) != set(slot_ids) or any(s.activity_id not in ctx.activities for s in slots.values()) \
+            or set(children) != set(child_ids) or any(c.family_id != cart.family_id for c in children.values()):
         raise BookingError("not_in_cart")
-    ctx.slots.update(locked)
+    ctx.slots.update(slots)
     ctx.children.update(children)
-    # Read the children's bookings under the locks (another tab may have changed them).
-    fresh = Context.load(cart=cart, activities=ctx.activities.values(), children=ctx.children.values(),
-                         slots=list(ctx.slots.values()), zone=ctx.zone, now=ctx.now)
-    ctx.reservations, ctx.items, ctx.busy, ctx.inscribed = fresh.reservations, fresh.items, fresh.busy, fresh.inscribed
+    ctx.inscribed = inscribed
+    exclusive = [s for s in slots.values() if _exclusive(ctx.activities[s.activity_id], s)]
+    if exclusive:  # the children locked (after the slots), then what they take elsewhere in these time slots
+        lock_rows(Child, _LOCK_CHILDREN, {"child_ids": child_ids, "tenant": tid}, child_ids)
+        for row in _run(_BUSY, {"child_ids": child_ids, "days": sorted({s.day for s in exclusive}),
+                                "activity_ids": sorted({s.activity_id for s in exclusive}), "tenant": tid}):
+            if (row[1], row[2]) not in ctx.reservations:
+                ctx._index(ResRow(*row[:_RES_WIDTH]), *row[_RES_WIDTH:])
     # Holds of abandoned démarches are freed when they matter: a slot that looks full, or a
     # child's own expired hold about to be taken again; the worker's sweep frees the others every
     # minute.  Without a worker (no Redis: the newcomer's embedded mode) a tick frees them on
     # every slot it locks, as nothing else would.
     now = utcnow()
     sweeping = bool(current_app.config.get("REDIS_URL"))
-    stale = [s for s in locked.values() if not sweeping or online_remaining(ctx.activities[s.activity_id], s) <= 0]
-    stale += [locked[sid] for (_c, sid), res in ctx.reservations.items() if sid in locked and is_expired_hold(res, now)]
-    # (the freed rows are the instances ctx holds: they read "cancelled" at once; none was counted busy)
-    freed = release_expired_holds_of({s.id: s for s in stale}) if stale else []
+    stale = {s.id for s in slots.values() if not sweeping or online_remaining(ctx.activities[s.activity_id], s) <= 0}
+    stale |= {sid for (_c, sid), res in ctx.reservations.items() if sid in slots and is_expired_hold(res, now)}
+    freed = release_expired_holds_of({sid: slots[sid] for sid in sorted(stale)}) if stale else []
+    if freed:  # the rows ctx holds were freed too: read them as the database has them now
+        for key, res in ctx.reservations.items():
+            if key[1] in freed and is_expired_hold(res, now):
+                res.status, res.cart_id, res.held_until = RES_CANCELLED, None, None
+                ctx._index(res, slots[key[1]].activity_id, slots[key[1]].day, slots[key[1]].time_slot)
+        ctx.items = {k: i for k, i in ctx.items.items()
+                     if not (i.action == ACTION_BOOK and k[1] in freed and ctx.reservations.get(k) is not None
+                             and ctx.reservations[k].status == RES_CANCELLED)}
+    writes = _Writes(tid, cart.id)
+    for sid in freed:
+        writes.taken(slots[sid])
     activity_hold = {a.id: a.hold_minutes for a in ctx.activities.values()}
     if touch(cart, max(activity_hold.values() or [20])):
         # every action keeps the démarche's earlier holds alive as long as the démarche itself
-        db.session.execute(update(Reservation).where(Reservation.cart_id == cart.id, Reservation.status == RES_HELD)
+        _run(update(_cart).where(_cart.c.id == cart.id, _cart.c.tenant_id == tid).values(expires_at=cart.expires_at))
+        _run(update(_res).where(_res.c.cart_id == cart.id, _res.c.status == RES_HELD,
+                                              _res.c.tenant_id == writes.tenant_id)
                            .values(held_until=cart.expires_at))
+        for res in ctx.reservations.values():
+            if res.status == RES_HELD and res.cart_id == cart.id:
+                res.held_until = cart.expires_at
+        _forget(Cart, [cart.id])
     results = {}
     for child_id, slot_id, want in wishes:
-        results[(child_id, slot_id)] = _apply(ctx, child_id, slot_id, want, waitlist=waitlist)
-    for slot_id in set(freed):
-        promote_waitlist(locked[slot_id])
+        results[(child_id, slot_id)] = _apply(ctx, writes, child_id, slot_id, want, waitlist=waitlist)
+    writes.send()
+    promote = {sid for sid in freed} | writes.freed
+    for slot_id in sorted(promote):
+        if slots[slot_id].has_waitlist:
+            promote_waitlist(slots[slot_id])  # ORM rows of the line; the counter below
+    if any(slots[sid].has_waitlist for sid in promote):
+        _run(_SET_TAKEN, [{"b_id": sid, "b_tenant": writes.tenant_id, "b_taken": slots[sid].taken}
+                                        for sid in sorted(promote)])
+    cart.items = ctx.items
     return results
 
 
-def _apply(ctx: Context, child_id: int, slot_id: int, want: bool, *, waitlist: bool) -> Cell:
+def _apply(ctx: Context, writes: _Writes, child_id: int, slot_id: int, want: bool, *, waitlist: bool) -> Cell:
     cart, slot = ctx.cart, ctx.slots[slot_id]
     activity = ctx.activities[slot.activity_id]
     child = ctx.children[child_id]
@@ -384,7 +696,7 @@ def _apply(ctx: Context, child_id: int, slot_id: int, want: bool, *, waitlist: b
         if current.state in (HELD, BOOKED, WAITLISTED) or (current.state == WAITLIST and waitlist):
             return current
         if current.state == CANCEL:  # ticked again: keep the booking
-            db.session.delete(item)
+            writes.drop_item(child_id, slot_id)
             ctx.items.pop((child_id, slot_id), None)
             return ctx.cell(child_id, slot_id)
         if current.state == BLOCKED:
@@ -393,37 +705,36 @@ def _apply(ctx: Context, child_id: int, slot_id: int, want: bool, *, waitlist: b
             if not waitlist:
                 return current
             if item is None:
-                item = CartItem(cart_id=cart.id, child_id=child_id, slot_id=slot_id, action=ACTION_WAITLIST)
-                db.session.add(item)
+                item = ItemRow(child_id, slot_id, ACTION_WAITLIST)
+                writes.add_item(item)
                 ctx.items[(child_id, slot_id)] = item
             return ctx.cell(child_id, slot_id)
         # FREE: hold the place
         if res is None:
-            res = Reservation(child_id=child_id, slot_id=slot_id, activity_id=activity.id, family_id=child.family_id,
-                              status=RES_HELD)
-            db.session.add(res)
-        res.status = RES_HELD
-        res.cart_id = cart.id
-        res.held_until = cart.expires_at
+            res = ResRow(None, child_id, slot_id, activity.id, child.family_id, RES_HELD, cart.id, cart.expires_at)
+        res.status, res.cart_id, res.held_until = RES_HELD, cart.id, cart.expires_at
+        writes.reservation(res)
         slot.taken += 1
-        # no flush: the commit inserts the reservation before its item (one flush per tick)
-        item = CartItem(cart_id=cart.id, child_id=child_id, slot_id=slot_id, action=ACTION_BOOK, reservation=res)
-        db.session.add(item)
+        writes.taken(slot)
+        item = ItemRow(child_id, slot_id, ACTION_BOOK, res.id)
+        writes.add_item(item, res)
         ctx.items[(child_id, slot_id)] = item
-        ctx._index(res, slot)
+        ctx._index(res, slot.activity_id, slot.day, slot.time_slot)
         return ctx.cell(child_id, slot_id)
 
     # want == False
     if current.state == HELD:
         _release(res, slot)
+        writes.reservation(res)
+        writes.taken(slot)
+        writes.freed.add(slot_id)
         if item is not None:
-            db.session.delete(item)
+            writes.drop_item(child_id, slot_id)
             ctx.items.pop((child_id, slot_id), None)
-        ctx._index(res, slot)
-        promote_waitlist(slot)
+        ctx._index(res, slot.activity_id, slot.day, slot.time_slot)
         return ctx.cell(child_id, slot_id)
     if current.state == WAITLIST:
-        db.session.delete(item)
+        writes.drop_item(child_id, slot_id)
         ctx.items.pop((child_id, slot_id), None)
         return ctx.cell(child_id, slot_id)
     if current.state in (BOOKED, WAITLISTED):
@@ -432,9 +743,8 @@ def _apply(ctx: Context, child_id: int, slot_id: int, want: bool, *, waitlist: b
             cell = ctx.cell(child_id, slot_id)
             cell.reason = reason
             return cell
-        item = CartItem(cart_id=cart.id, child_id=child_id, slot_id=slot_id, action=ACTION_CANCEL,
-                        reservation_id=res.id)
-        db.session.add(item)
+        item = ItemRow(child_id, slot_id, ACTION_CANCEL, res.id)
+        writes.add_item(item)
         ctx.items[(child_id, slot_id)] = item
         return ctx.cell(child_id, slot_id)
     return current
@@ -507,7 +817,7 @@ def _busy_elsewhere(res: Reservation, slot: Slot) -> bool:
 
 def describe_slot(slot: Slot, activity: Activity, unit_label: str | None = None) -> str:
     """"Repas — lundi 19/10/2026" (a unit) or "Stage de roller — du mardi 19/04/2022 au vendredi 22/04/2022"."""
-    name = unit_label or (slot.unit.label if slot.unit_id and slot.unit else slot.title) or activity.name
+    name = unit_label or slot.unit_label or slot.title or activity.name
     dates = slot_dates(slot)
     if len(dates) > 1:
         return f"{name} — {format_date(dates[0], 'EEEE dd/MM/yyyy')} → {format_date(dates[-1], 'EEEE dd/MM/yyyy')}"

@@ -266,6 +266,11 @@ class Slot(TenantScoped, db.Model):
     activity: Mapped[Activity] = relationship()
     unit: Mapped[ActivityUnit | None] = relationship()
 
+    @property
+    def unit_label(self) -> str | None:
+        """"Matin", "Repas"… (as the locked rows of a tick carry it: core.booking.SlotRow)."""
+        return self.unit.label if self.unit_id is not None and self.unit is not None else None
+
 
 INSCRIPTION_PENDING = "pending"      # Demande en cours
 INSCRIPTION_ACCEPTED = "accepted"    # Réservation possible

@@ -229,9 +229,14 @@ def choose(cart_id):
     """One tick: the desired state of one cell (htmx answers the cell; without JS, back to the planning).
 
     The hottest request of an opening morning: nothing is read before the locks but the démarche
-    and its activities; `set_choices` locks the slot and the child and reads the rest under them."""
+    (locked by the first read, with its items) and its activities; `set_choices` locks the slot
+    (and the child where one activity per time slot applies) and reads the rest under them."""
     try:
-        cart = _load_cart(cart_id, for_update=True, with_items=True)
+        cart = booking.lock_cart(cart_id)  # the démarche and its items, locked at once (rows, not objects)
+        if cart is None or cart.family_id != current_user.family_id:
+            abort(404)
+        if not booking.cart_is_open(cart):
+            cart = _load_cart(cart_id)  # says why and goes back (releasing an abandoned démarche's holds)
     except Busy:  # the same démarche busy elsewhere (a "Valider" in another tab): answered below
         db.session.rollback()
         cart = _load_cart(cart_id)
@@ -241,7 +246,8 @@ def choose(cart_id):
         abort(404)
     want = request.form.get(f"c-{child_id}-{slot_id}") == "1" or request.form.get("want") == "1"
     waitlist = request.form.get("waitlist") == "1"
-    activities = _cart_activities(cart)
+    activities = booking.load_activities(cart.activity_ids)  # rows: what the rules and the cell read
+    rush_gate(activities)  # opening-day waiting room
     ctx = booking.Context(cart=cart, activities={a.id: a for a in activities}, children={}, slots={}, zone=_zone())
     message = None
     try:

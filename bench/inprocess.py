@@ -1,0 +1,151 @@
+"""In-process cost of the two measured requests (`python bench/inprocess.py`).
+
+Builds the bench's data in a PostgreSQL database of its own (dropped at the end), logs one parent in through Flask's test client, then times N
+plannings, N ticks and N empty authenticated answers (the floor) in this process, and counts
+the SQL statements of each.  With PROFILE_CPROFILE=planning|toggle it prints the cProfile top.
+
+Not part of `make bench` (which measures throughput against the baseline): a developer's lens
+on where the milliseconds of one request go.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import os
+import pstats
+import re
+import secrets
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+N = int(os.environ.get("PROFILE_N", "300"))
+
+
+def main() -> int:
+    from sqlalchemy import create_engine, event, text
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(PG_ADMIN)
+    name = f"portail_prof_{secrets.token_hex(3)}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.set(database=name).render_as_string(hide_password=False)
+    os.environ.update({"PORTAIL_CONFIG": "production", "DATABASE_URL": url,
+                       "REDIS_URL": os.environ.get("PROFILE_REDIS", "redis://127.0.0.1:6379/13"),
+                       "SECRET_KEY": "profile", "SESSION_COOKIE_SECURE": "0", "MAIL_BACKEND": "file"})
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from bench.data import BENCH_PASSWORD, build
+    from extensions import db
+
+    app = create_app("production")
+    try:
+        with app.app_context():
+            upgrade(directory=str(ROOT / "migrations"))
+        data = build(app)
+        from core.models import ROLE_PARENT
+        from tenants.web import role_required
+
+        @role_required(ROLE_PARENT)
+        def floor_view(**_kwargs):  # the floor of bench/floor.py, in this process
+            return "<span>ok</span>"
+
+        app.add_url_rule("/<tenant>/bench-floor", "bench_floor", floor_view, methods=["GET", "POST"])
+        slug, info = next(iter(data["communes"].items()))
+        parent = info["parents"][-1]
+        app.config["PREFERRED_URL_SCHEME"] = "http"  # the test client's scheme: plain HTTP as under gunicorn here
+        client = app.test_client()
+        page = client.get(f"/{slug}/connexion")
+        assert page.status_code == 200, (page.status_code, page.text[-2000:])
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
+        res = client.post(f"/{slug}/connexion", data={"csrf_token": token, "email": parent["email"],
+                                                       "password": BENCH_PASSWORD})
+        assert res.status_code == 302, (res.status_code, res.text[:3000])
+        act = info["activities"]["periscolaire"]
+        page = client.get(f"/{slug}/reservations/{act}")
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
+        res = client.post(f"/{slug}/reservations/{act}", data={"csrf_token": token,
+                                                               "enfants": [parent["children"][0]]})
+        cart_path = res.location.split("/planning")[0]
+        anchor = (date.today() + timedelta(days=21)).isoformat()
+        planning = f"{cart_path}/planning?activite={act}&vue=mois&date={anchor}"
+        page = client.get(planning)
+        free = [(c, s) for c, s, rest in re.findall(r'<input type="checkbox" id="c-(\d+)-(\d+)"([^>]*)>', page.text)
+                if "disabled" not in rest and "checked" not in rest]
+        child, slot = free[0]
+        csrf = re.search(r'"X-CSRFToken": *"([^"]+)"', page.text) or re.search(
+            r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
+        headers = {"X-CSRFToken": csrf.group(1), "HX-Request": "true"}
+        on = {"child": child, "slot": slot, f"c-{child}-{slot}": "1"}
+        off = {"child": child, "slot": slot}
+
+        statements = [0]
+
+        with app.app_context():
+            portal_engine = db.engine
+
+        @event.listens_for(portal_engine, "before_cursor_execute")
+        def count(*_a):
+            statements[0] += 1
+
+        flip = [0]
+
+        def tick():
+            flip[0] ^= 1
+            r = client.post(f"{cart_path}/choix", data=on if flip[0] else off, headers=headers)
+            assert r.status_code == 200, r.status_code
+
+        def plan():
+            r = client.get(planning)
+            assert r.status_code == 200, r.status_code
+
+        def floor_get():
+            r = client.get(f"/{slug}/bench-floor")
+            assert r.status_code == 200, r.status_code
+
+        def floor_post():
+            r = client.post(f"/{slug}/bench-floor", data={"x": "1"}, headers=headers)
+            assert r.status_code == 200, r.status_code
+
+        which = os.environ.get("PROFILE_CPROFILE")
+        for label, fn in (("floor GET", floor_get), ("floor POST", floor_post), ("planning", plan),
+                          ("toggle", tick)):
+            for _ in range(30):
+                fn()
+            statements[0] = 0
+            wall, cpu = time.perf_counter(), time.process_time()
+            profiler = cProfile.Profile() if which and which == label else None
+            if profiler:
+                profiler.enable()
+            for _ in range(N):
+                fn()
+            if profiler:
+                profiler.disable()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            print(f"{label:<12} {1000 * wall / N:6.2f} ms wall  {1000 * cpu / N:6.2f} ms CPU  "
+                  f"{statements[0] / N:5.1f} statements")
+            if profiler:
+                stats = pstats.Stats(profiler)
+                if os.environ.get("PROFILE_DUMP"):
+                    stats.dump_stats(os.environ["PROFILE_DUMP"])
+                stats.sort_stats("cumulative").print_stats(45)
+                stats.sort_stats("tottime").print_stats(25)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
