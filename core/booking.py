@@ -181,6 +181,10 @@ class SlotRow:
     age_max: int | None
     capacity: int
     taken: int
+    start_time: str | None
+    end_time: str | None
+    theme: str | None
+    discipline: str | None
     unit_label: str | None = None
     has_waitlist: bool = False
 
@@ -208,9 +212,19 @@ class ChildRow:
 
 
 ActivityRow = make_dataclass(
-    "ActivityRow", [c.key for c in Activity.__table__.columns], slots=True,
-    namespace={"online_places": Activity.online_places,
-               "__doc__": "An activity's settings as a tick reads them (a row, not an ORM object)."})
+    "ActivityRow", [c.key for c in Activity.__table__.columns] + [("units", list, field(default_factory=list))],
+    slots=True, namespace={"online_places": Activity.online_places,
+                           "__doc__": "An activity's settings as a tick or a page reads them (a row, not an ORM "
+                                      "object); `units` only where asked for (the planning)."})
+
+
+@dataclass(slots=True)
+class UnitRow:
+    id: int
+    code: str
+    label: str
+    position: int
+    capacity: int
 
 _act, _cart, _item, _slot, _res, _child, _ins, _unit = (m.__table__ for m in (
     Activity, Cart, CartItem, Slot, Reservation, Child, Inscription, ActivityUnit))
@@ -220,19 +234,42 @@ _RES_COLUMNS = (_res.c.id, _res.c.child_id, _res.c.slot_id, _res.c.activity_id, 
                 _res.c.cart_id, _res.c.held_until)
 _RES_WIDTH = len(_RES_COLUMNS)
 _SLOT_COLUMNS = (_slot.c.id, _slot.c.activity_id, _slot.c.unit_id, _slot.c.day, _slot.c.last_day, _slot.c.dates,
-                 _slot.c.title, _slot.c.time_slot, _slot.c.age_min, _slot.c.age_max, _slot.c.capacity, _slot.c.taken)
+                 _slot.c.title, _slot.c.time_slot, _slot.c.age_min, _slot.c.age_max, _slot.c.capacity, _slot.c.taken,
+                 _slot.c.start_time, _slot.c.end_time, _slot.c.theme, _slot.c.discipline)
 _SLOT_WIDTH = len(_SLOT_COLUMNS)
 _CHILD_COLUMNS = (_child.c.id, _child.c.family_id, _child.c.first_name, _child.c.birth_date)
 
 _ACTIVITIES = (select(*_act.c).where(_act.c.id.in_(bindparam("activity_ids", expanding=True)), _act.c.tenant_id == _T)
                .order_by(_act.c.position, _act.c.id))
-# The démarche and its items, the démarche locked (FOR UPDATE OF cart: PostgreSQL; SQLite serialises writers).
-_LOCK_CART = (select(_cart.c.id, _cart.c.family_id, _cart.c.user_id, _cart.c.status, _cart.c.expires_at,
+_ACT_WIDTH = len(_act.c)
+_ACTIVITIES_WITH_UNITS = (
+    select(*_act.c, _unit.c.id, _unit.c.code, _unit.c.label, _unit.c.position, _unit.c.capacity)
+    .select_from(_act.outerjoin(_unit, and_(_unit.c.activity_id == _act.c.id, _unit.c.tenant_id == _T)))
+    .where(_act.c.id.in_(bindparam("activity_ids", expanding=True)), _act.c.tenant_id == _T)
+    .order_by(_act.c.position, _act.c.id, _unit.c.position, _unit.c.id))
+# The démarche and its items (for a tick: the démarche locked, FOR UPDATE OF cart on PostgreSQL;
+# SQLite serialises writers).
+_CART_ROWS = (select(_cart.c.id, _cart.c.family_id, _cart.c.user_id, _cart.c.status, _cart.c.expires_at,
                      _cart.c.activity_ids, _cart.c.child_ids, _item.c.child_id, _item.c.slot_id, _item.c.action,
                      _item.c.reservation_id)
               .select_from(_cart.outerjoin(_item, and_(_item.c.cart_id == _cart.c.id, _item.c.tenant_id == _T)))
               .where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T)
-              .order_by(_item.c.id).with_for_update(of=_cart))
+              .order_by(_item.c.id))
+_LOCK_CART = _CART_ROWS.with_for_update(of=_cart)
+# A family's children (in the order of their birth) with their accepted inscriptions to these activities.
+_FAMILY_CHILDREN = (select(*_CHILD_COLUMNS, _ins.c.activity_id)
+                    .select_from(_child.outerjoin(_ins, and_(
+                        _ins.c.child_id == _child.c.id, _ins.c.status == INSCRIPTION_ACCEPTED,
+                        _ins.c.activity_id.in_(bindparam("activity_ids", expanding=True)), _ins.c.tenant_id == _T)))
+                    .where(_child.c.id.in_(bindparam("child_ids", expanding=True)),
+                           _child.c.family_id == bindparam("family_id"), _child.c.tenant_id == _T)
+                    .order_by(_child.c.birth_date, _child.c.id))
+# An activity's slots over a range of days (a stage counts on each of its days), with their unit's label.
+_SLOTS_IN_RANGE = (select(*_SLOT_COLUMNS, _unit.c.label)
+                   .select_from(_slot.outerjoin(_unit, and_(_unit.c.id == _slot.c.unit_id, _unit.c.tenant_id == _T)))
+                   .where(_slot.c.activity_id == bindparam("activity_id"), _slot.c.day <= bindparam("last"),
+                          _slot.c.last_day >= bindparam("first"), _slot.c.tenant_id == _T)
+                   .order_by(_slot.c.day, _slot.c.time_slot, _slot.c.title))
 # The wished slots in id order, locked, each with its unit's label and whether anyone waits for it,
 # times the wished children (with their inscription to the slot's activity and their reservation
 # on the slot): everything a tick judges, in one statement.
@@ -284,16 +321,55 @@ def _run(stmt, params=None):
     return db.session.connection().execute(stmt, params)
 
 
-def load_activities(activity_ids) -> list:
-    """The commune's activities with these ids, as rows (ordered as the pages list them)."""
-    return [ActivityRow(*row) for row in _run(_ACTIVITIES, {"activity_ids": sorted(set(activity_ids)),
+def load_activities(activity_ids, *, with_units: bool = False) -> list:
+    """The commune's activities with these ids, as rows (ordered as the pages list them), with
+    their units (Matin, Repas…) in the same statement when asked."""
+    params = {"activity_ids": sorted(set(activity_ids)), "tenant": require_tenant_id()}
+    if not with_units:
+        return [ActivityRow(*row) for row in _run(_ACTIVITIES, params)]
+    out: dict[int, object] = {}
+    for row in _run(_ACTIVITIES_WITH_UNITS, params):
+        activity = out.get(row[0])
+        if activity is None:
+            activity = out[row[0]] = ActivityRow(*row[:_ACT_WIDTH])
+        if row[_ACT_WIDTH] is not None:
+            activity.units.append(UnitRow(*row[_ACT_WIDTH:]))
+    return list(out.values())
+
+
+def read_cart(cart_id: int) -> CartRow | None:
+    """The démarche and its items (no lock: a page); None when it is not the current commune's."""
+    return _cart_of(_run(_CART_ROWS, {"cart_id": int(cart_id), "tenant": require_tenant_id()}).all())
+
+
+def load_children(child_ids, family_id: int, activity_ids) -> tuple[list[ChildRow], set[tuple[int, int]]]:
+    """The family's children among these ids (by birth date) and their accepted inscriptions
+    (child_id, activity_id) to these activities."""
+    children: dict[int, ChildRow] = {}
+    inscribed: set[tuple[int, int]] = set()
+    for row in _run(_FAMILY_CHILDREN, {"child_ids": sorted(set(child_ids)), "family_id": family_id,
+                                       "activity_ids": sorted(set(activity_ids)), "tenant": require_tenant_id()}):
+        if row[0] not in children:
+            children[row[0]] = ChildRow(*row[:4])
+        if row[4] is not None:
+            inscribed.add((row[0], row[4]))
+    return list(children.values()), inscribed
+
+
+def load_slots(activity_id: int, first: date, last: date) -> list[SlotRow]:
+    """An activity's slots that fall in [first, last], by day, time slot and title."""
+    return [SlotRow(*row) for row in _run(_SLOTS_IN_RANGE, {"activity_id": activity_id, "first": first, "last": last,
                                                             "tenant": require_tenant_id()})]
 
 
 def lock_cart(cart_id: int) -> CartRow | None:
     """Lock the démarche (first, the order every path follows) and read its items in the same
     statement.  None when it is not the current commune's (or does not exist).  May raise Busy."""
-    rows = lock_rows(Cart, _LOCK_CART, {"cart_id": int(cart_id), "tenant": require_tenant_id()}, [int(cart_id)])
+    return _cart_of(lock_rows(Cart, _LOCK_CART, {"cart_id": int(cart_id), "tenant": require_tenant_id()},
+                              [int(cart_id)]))
+
+
+def _cart_of(rows) -> CartRow | None:
     if not rows:
         return None
     first = rows[0]
@@ -393,11 +469,15 @@ class Context:
     busy: dict[tuple, set[int]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, *, cart: Cart | None, activities, children, slots, zone: str, now=None) -> Context:
+    def load(cls, *, cart: Cart | None, activities, children, slots, zone: str, now=None,
+             inscribed: set | None = None) -> Context:
+        """`inscribed`: the children's accepted (child_id, activity_id), when read with them."""
         ctx = cls(cart=cart, activities={a.id: a for a in activities}, children={c.id: c for c in children},
                   slots={s.id: s for s in slots}, zone=zone, now=now or cal.now_local())
         child_ids = list(ctx.children)
-        if child_ids and ctx.activities:
+        if inscribed is not None:
+            ctx.inscribed = {(c, a) for c, a in inscribed if a in ctx.activities}
+        elif child_ids and ctx.activities:
             if all(_loaded(c, "inscriptions") for c in children):  # read with the children
                 ctx.inscribed.update((i.child_id, i.activity_id) for c in children for i in c.inscriptions
                                      if i.status == INSCRIPTION_ACCEPTED and i.activity_id in ctx.activities)

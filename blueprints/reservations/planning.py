@@ -167,12 +167,12 @@ class Planning:
         return [(code, label) for code, label in TIME_SLOTS.items() if code in used]
 
 
-def build(cart, activities: list[Activity], activity: Activity, children: list, *, view: str, anchor: date,
-          zone: str, filters: Filters) -> Planning:
+def build(cart, activities: list, activity, children: list, *, view: str, anchor: date,
+          zone: str, filters: Filters, inscribed: set | None = None) -> Planning:
+    """The page's view-model.  `activities`, `children` and `cart` are rows (core.booking) or ORM
+    objects alike; `inscribed`: the children's accepted inscriptions when read with them."""
     start, end, weeks = date_range(view, anchor)
-    q = select(Slot).where(Slot.activity_id == activity.id, Slot.day <= end, Slot.last_day >= start).order_by(
-        Slot.day, Slot.time_slot, Slot.title)
-    all_slots = db.session.scalars(q).all()
+    all_slots = booking.load_slots(activity.id, start, end)
     used_time_slots = {s.time_slot for s in all_slots}
     facets = {
         "themes": sorted({s.theme for s in all_slots if s.theme}),
@@ -181,13 +181,14 @@ def build(cart, activities: list[Activity], activity: Activity, children: list, 
     }
     is_units = activity.kind == KIND_UNITS
     slots = all_slots if is_units else [s for s in all_slots if filters.keep(s)]
-    ctx = booking.Context.load(cart=cart, activities=activities, children=children, slots=slots, zone=zone)
+    ctx = booking.Context.load(cart=cart, activities=activities, children=children, slots=slots, zone=zone,
+                               inscribed=inscribed)
     by_day: dict = {}
     for slot in slots:
         by_day.setdefault(slot.day, []).append(slot)
     units = {}
     if is_units:
-        units = {u.id: u for u in activity.units}  # loaded with the activity (or one query); not each slot's `unit`
+        units = {u.id: u for u in activity.units}  # loaded with the activity
         order = {u.id: u.position for u in units.values()}
         for day_slots in by_day.values():
             day_slots.sort(key=lambda s: order.get(s.unit_id, 0))
@@ -227,5 +228,5 @@ def _day(day: date, by_day: dict, closed: dict, units: dict, names: tuple[str, .
     pairs = []
     for slot in by_day.get(day, ()):  # none on a closed day
         unit = units.get(slot.unit_id)  # (a unit of another activity would be read on its own)
-        pairs.append((slot, unit.label if unit is not None else slot.unit.label))
+        pairs.append((slot, unit.label if unit is not None else slot.unit_label))
     return Day(day, css, date_dm(day), "" if is_closed else date_long(day, names), is_closed, note, pairs)

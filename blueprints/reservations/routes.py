@@ -8,7 +8,6 @@ from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 
 from blueprints.links import WebLinks
 from blueprints.reservations import bp
@@ -19,7 +18,7 @@ from core import booking
 from core import calendar as cal
 from core.booking import BookingError
 from core.demandes import DemandeError, submit_cart
-from core.locking import Busy, lock
+from core.locking import Busy
 from core.models import (
     INSCRIPTION_ACCEPTED,
     KIND_UNITS,
@@ -50,14 +49,10 @@ def _family_children() -> list[Child]:
                               .order_by(Child.birth_date)).all()
 
 
-def _load_cart(cart_id: int, *, must_be_open: bool = True, for_update: bool = False, with_items: bool = False) -> Cart:
-    """The family's démarche, or 404, with its items in the same query when `with_items` (a tick, the
-    planning).  `for_update`: locked at once (a tick locks it anyway; may raise Busy)."""
-    options = [joinedload(Cart.current_items)] if with_items else []
-    if for_update:
-        cart = lock(Cart, [cart_id], *options).get(cart_id)
-    else:
-        cart = get_or_404(db.session, Cart, cart_id, options=options)
+def _load_cart(cart_id: int, *, must_be_open: bool = True) -> Cart:
+    """The family's démarche, or 404 (the wizard's other steps; the planning and a tick read rows:
+    `_open_cart`)."""
+    cart = get_or_404(db.session, Cart, cart_id)
     if cart is None or cart.family_id != current_user.family_id:
         abort(404)
     if must_be_open and not booking.cart_is_open(cart):
@@ -71,22 +66,17 @@ def _load_cart(cart_id: int, *, must_be_open: bool = True, for_update: bool = Fa
     return cart
 
 
-def _cart_activities(cart: Cart, *, with_units: bool = False) -> list[Activity]:
-    q = select(Activity).where(Activity.id.in_(cart.activity_ids)).order_by(Activity.position, Activity.id)
-    if with_units:  # the planning shows them: in the same query rather than one more
-        activities = db.session.scalars(q.options(joinedload(Activity.units))).unique().all()
-    else:
-        activities = db.session.scalars(q).all()
+def _cart_activities(cart: Cart) -> list[Activity]:
+    activities = db.session.scalars(select(Activity).where(Activity.id.in_(cart.activity_ids))
+                                    .order_by(Activity.position, Activity.id)).all()
     rush_gate(activities)  # opening-day waiting room (planning, ticks)
     return activities
 
 
-def _cart_scope(cart: Cart, *, with_units: bool = False):
-    activities = _cart_activities(cart, with_units=with_units)
-    q = select(Child).where(Child.id.in_(cart.child_ids), Child.family_id == cart.family_id).order_by(Child.birth_date)
-    if with_units:  # the planning judges every cell: their inscriptions in the same query
-        q = q.options(joinedload(Child.inscriptions))
-    children = db.session.scalars(q).unique().all()
+def _cart_scope(cart: Cart):
+    activities = _cart_activities(cart)
+    children = db.session.scalars(select(Child).where(Child.id.in_(cart.child_ids), Child.family_id == cart.family_id)
+                                  .order_by(Child.birth_date)).all()
     return activities, children
 
 
@@ -171,13 +161,28 @@ def _planning_args(cart: Cart, activities):
     return activity, view, anchor, filters
 
 
-def _render_planning(cart: Cart, status: int = 200):
-    activities, children = _cart_scope(cart, with_units=True)
+def _open_cart(cart_id: int, *, lock: bool = False) -> booking.CartRow:
+    """The family's open démarche with its items, as rows (the planning, a tick), or 404; `lock`:
+    locked by this first read (may raise Busy).  A démarche past its time goes through
+    `_load_cart`, which says why and goes back (releasing its holds)."""
+    cart = booking.lock_cart(cart_id) if lock else booking.read_cart(cart_id)
+    if cart is None or cart.family_id != current_user.family_id:
+        abort(404)
+    if not booking.cart_is_open(cart):
+        _load_cart(cart_id)
+    return cart
+
+
+def _render_planning(cart, status: int = 200):
+    activities = booking.load_activities(cart.activity_ids, with_units=True)
+    rush_gate(activities)  # opening-day waiting room (planning, ticks)
+    children, inscribed = booking.load_children(cart.child_ids, cart.family_id, cart.activity_ids)
     if not activities or not children:
         abort(404)
     activity, view, anchor, filters = _planning_args(cart, activities)
-    plan = pl.build(cart, activities, activity, children, view=view, anchor=anchor, zone=_zone(), filters=filters)
-    count = len(plan.ctx.items)  # every item of the démarche (Context.load reads them all)
+    plan = pl.build(cart, activities, activity, children, view=view, anchor=anchor, zone=_zone(), filters=filters,
+                    inscribed=inscribed)
+    count = len(plan.ctx.items)  # every item of the démarche (read with it)
     template = "reservations/_planning_body.html" if _is_htmx() and request.method == "GET" else "reservations/planning.html"
     return render_template(template, cart=cart, plan=plan, count=count), status
 
@@ -185,8 +190,7 @@ def _render_planning(cart: Cart, status: int = 200):
 @bp.get("/demarches/<int:cart_id>/planning")
 @role_required(ROLE_PARENT)
 def planning(cart_id):
-    cart = _load_cart(cart_id, with_items=True)
-    return _render_planning(cart)
+    return _render_planning(_open_cart(cart_id))
 
 
 def _context_for(cart: Cart, slot_ids: set[int]):
@@ -232,11 +236,7 @@ def choose(cart_id):
     (locked by the first read, with its items) and its activities; `set_choices` locks the slot
     (and the child where one activity per time slot applies) and reads the rest under them."""
     try:
-        cart = booking.lock_cart(cart_id)  # the démarche and its items, locked at once (rows, not objects)
-        if cart is None or cart.family_id != current_user.family_id:
-            abort(404)
-        if not booking.cart_is_open(cart):
-            cart = _load_cart(cart_id)  # says why and goes back (releasing an abandoned démarche's holds)
+        cart = _open_cart(cart_id, lock=True)  # the démarche and its items, locked at once (rows, not objects)
     except Busy:  # the same démarche busy elsewhere (a "Valider" in another tab): answered below
         db.session.rollback()
         cart = _load_cart(cart_id)
