@@ -81,6 +81,9 @@ def main() -> int:
         free = [(c, s) for c, s, rest in re.findall(r'<input type="checkbox" id="c-(\d+)-(\d+)"([^>]*)>', page.text)
                 if "disabled" not in rest and "checked" not in rest]
         child, slot = free[0]
+        print(f"planning page: {len(page.data)} bytes")
+        if os.environ.get("PROFILE_PAGE"):
+            Path(os.environ["PROFILE_PAGE"]).write_bytes(page.data)
         csrf = re.search(r'"X-CSRFToken": *"([^"]+)"', page.text) or re.search(
             r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
         headers = {"X-CSRFToken": csrf.group(1), "HX-Request": "true"}
@@ -141,8 +144,11 @@ def main() -> int:
     finally:
         with app.app_context():
             db.engine.dispose()
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if os.environ.get("PROFILE_KEEP") == "1":  # to look at the data afterwards (psql), then drop it
+            print(f"database kept: {name}")
+        else:
+            with engine.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
     return 0
 

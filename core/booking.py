@@ -264,12 +264,15 @@ _FAMILY_CHILDREN = (select(*_CHILD_COLUMNS, _ins.c.activity_id)
                     .where(_child.c.id.in_(bindparam("child_ids", expanding=True)),
                            _child.c.family_id == bindparam("family_id"), _child.c.tenant_id == _T)
                     .order_by(_child.c.birth_date, _child.c.id))
-# An activity's slots over a range of days (a stage counts on each of its days), with their unit's label.
-_SLOTS_IN_RANGE = (select(*_SLOT_COLUMNS, _unit.c.label)
-                   .select_from(_slot.outerjoin(_unit, and_(_unit.c.id == _slot.c.unit_id, _unit.c.tenant_id == _T)))
+# An activity's slots over a range of days (a stage counts on each of its days), with their unit's
+# label and these children's reservations on them (the planning: one statement).
+_SLOTS_IN_RANGE = (select(*_SLOT_COLUMNS, _unit.c.label, *_RES_COLUMNS)
+                   .select_from(_slot.outerjoin(_unit, and_(_unit.c.id == _slot.c.unit_id, _unit.c.tenant_id == _T))
+                                .outerjoin(_res, and_(_res.c.slot_id == _slot.c.id, _res.c.tenant_id == _T,
+                                                      _res.c.child_id.in_(bindparam("child_ids", expanding=True)))))
                    .where(_slot.c.activity_id == bindparam("activity_id"), _slot.c.day <= bindparam("last"),
                           _slot.c.last_day >= bindparam("first"), _slot.c.tenant_id == _T)
-                   .order_by(_slot.c.day, _slot.c.time_slot, _slot.c.title))
+                   .order_by(_slot.c.day, _slot.c.time_slot, _slot.c.title, _slot.c.id))
 # The wished slots in id order, locked, each with its unit's label and whether anyone waits for it,
 # times the wished children (with their inscription to the slot's activity and their reservation
 # on the slot): everything a tick judges, in one statement.
@@ -356,10 +359,20 @@ def load_children(child_ids, family_id: int, activity_ids) -> tuple[list[ChildRo
     return list(children.values()), inscribed
 
 
-def load_slots(activity_id: int, first: date, last: date) -> list[SlotRow]:
-    """An activity's slots that fall in [first, last], by day, time slot and title."""
-    return [SlotRow(*row) for row in _run(_SLOTS_IN_RANGE, {"activity_id": activity_id, "first": first, "last": last,
-                                                            "tenant": require_tenant_id()})]
+def load_slots(activity_id: int, first: date, last: date, child_ids=()) -> tuple[list[SlotRow], list]:
+    """An activity's slots that fall in [first, last], by day, time slot and title, and these
+    children's reservations on them (for `Context.load(reservations=…)`)."""
+    slots: dict[int, SlotRow] = {}
+    reservations = []
+    w = _SLOT_WIDTH + 1
+    for row in _run(_SLOTS_IN_RANGE, {"activity_id": activity_id, "first": first, "last": last,
+                                      "child_ids": sorted(set(child_ids)), "tenant": require_tenant_id()}):
+        slot = slots.get(row[0])
+        if slot is None:
+            slot = slots[row[0]] = SlotRow(*row[:w])
+        if row[w] is not None:
+            reservations.append((ResRow(*row[w:]), slot.activity_id, slot.day, slot.time_slot))
+    return list(slots.values()), reservations
 
 
 def lock_cart(cart_id: int) -> CartRow | None:
@@ -470,8 +483,9 @@ class Context:
 
     @classmethod
     def load(cls, *, cart: Cart | None, activities, children, slots, zone: str, now=None,
-             inscribed: set | None = None) -> Context:
-        """`inscribed`: the children's accepted (child_id, activity_id), when read with them."""
+             inscribed: set | None = None, reservations: list | None = None) -> Context:
+        """`inscribed`: the children's accepted (child_id, activity_id), when read with them;
+        `reservations`: theirs on `slots` [(row, activity_id, day, time_slot)], when read with the slots."""
         ctx = cls(cart=cart, activities={a.id: a for a in activities}, children={c.id: c for c in children},
                   slots={s.id: s for s in slots}, zone=zone, now=now or cal.now_local())
         child_ids = list(ctx.children)
@@ -487,7 +501,10 @@ class Context:
                         Inscription.child_id.in_(child_ids), Inscription.activity_id.in_(list(ctx.activities)),
                         Inscription.status == INSCRIPTION_ACCEPTED)))
         days = sorted({s.day for s in slots})
-        if child_ids and days:
+        if reservations is not None:
+            for res, activity_id, day, time_slot in reservations:
+                ctx._index(res, activity_id, day, time_slot)
+        elif child_ids and days:
             for row in _run(_RESERVATIONS_IN_RANGE, {
                     "child_ids": child_ids, "activity_ids": list(ctx.activities), "first": days[0], "last": days[-1],
                     "tenant": require_tenant_id()}):

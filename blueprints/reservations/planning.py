@@ -172,7 +172,7 @@ def build(cart, activities: list, activity, children: list, *, view: str, anchor
     """The page's view-model.  `activities`, `children` and `cart` are rows (core.booking) or ORM
     objects alike; `inscribed`: the children's accepted inscriptions when read with them."""
     start, end, weeks = date_range(view, anchor)
-    all_slots = booking.load_slots(activity.id, start, end)
+    all_slots, reservations = booking.load_slots(activity.id, start, end, [c.id for c in children])
     used_time_slots = {s.time_slot for s in all_slots}
     facets = {
         "themes": sorted({s.theme for s in all_slots if s.theme}),
@@ -182,7 +182,7 @@ def build(cart, activities: list, activity, children: list, *, view: str, anchor
     is_units = activity.kind == KIND_UNITS
     slots = all_slots if is_units else [s for s in all_slots if filters.keep(s)]
     ctx = booking.Context.load(cart=cart, activities=activities, children=children, slots=slots, zone=zone,
-                               inscribed=inscribed)
+                               inscribed=inscribed, reservations=reservations)
     by_day: dict = {}
     for slot in slots:
         by_day.setdefault(slot.day, []).append(slot)
