@@ -224,7 +224,9 @@ def test_queries_per_planning_page_do_not_grow_with_days_or_children(web, make_f
     month_one = _count_queries(app, lambda: web.get(f"/auray/demarches/{carts[0]}/planning?vue=mois&date={anchor}"))
     month_three = _count_queries(app, lambda: web.get(f"/auray/demarches/{carts[1]}/planning?vue=mois&date={anchor}"))
     assert week_one == month_one == month_three
-    assert month_three <= 8  # the issue asks for at most 12
+    # the commune (not cached in tests), the user, the démarche with its items, its activities with their
+    # units, the children with their inscriptions, the slots with their bookings
+    assert month_three <= 6  # the issue asks for at most 12
 
 
 def test_the_planning_writes_dates_as_babel_does(app):

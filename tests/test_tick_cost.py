@@ -40,8 +40,13 @@ def test_a_tick_costs_the_same_few_statements_however_full_the_family_planning(w
     untick = statements(app, tick(act["slots"][("apres_midi", day)], want=False))
     week = web.get(f"/auray/demarches/{cart}/planning?vue=semaine&date={day}").get_data(as_text=True)
     assert week.count("cell--held") >= 3 * 3 * 4  # the busy setup took: three children, 3 units, most days
-    assert len(first) == len(busy) <= 10, busy
-    assert len(untick) <= len(busy) + 1, untick  # one more: the waiting list of the freed place
+    # the commune (tests do not cache it), the user, the démarche with its items, its activities, the
+    # slot with the child and its booking, then the writes: one statement on PostgreSQL, one per kind
+    # (reservation, item, counter) on SQLite
+    with app.app_context():
+        limit = 6 if db.engine.dialect.name == "postgresql" else 8
+    assert len(first) == len(busy) <= limit, busy
+    assert len(untick) <= limit, untick  # whether anyone waits for the freed place came with the slot
 
 
 def test_a_row_is_locked_once_per_transaction_and_again_after_a_savepoint(app, tenants, make_family):
