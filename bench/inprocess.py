@@ -95,9 +95,17 @@ def main() -> int:
         with app.app_context():
             portal_engine = db.engine
 
+        timings: dict[str, list] = {}
+
         @event.listens_for(portal_engine, "before_cursor_execute")
-        def count(*_a):
+        def count(conn, cursor, statement, *_a):
             statements[0] += 1
+            conn.info["t0"] = time.perf_counter()
+
+        @event.listens_for(portal_engine, "after_cursor_execute")
+        def timed(conn, cursor, statement, *_a):
+            key = " ".join(statement.split())[:70]
+            timings.setdefault(key, []).append(time.perf_counter() - conn.info.pop("t0", time.perf_counter()))
 
         flip = [0]
 
@@ -124,6 +132,7 @@ def main() -> int:
             for _ in range(30):
                 fn()
             statements[0] = 0
+            timings.clear()
             wall, cpu = time.perf_counter(), time.process_time()
             profiler = cProfile.Profile() if which and which == label else None
             if profiler:
@@ -135,6 +144,10 @@ def main() -> int:
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             print(f"{label:<12} {1000 * wall / N:6.2f} ms wall  {1000 * cpu / N:6.2f} ms CPU  "
                   f"{statements[0] / N:5.1f} statements")
+            if os.environ.get("PROFILE_SQL"):  # wall time of each statement (the driver's send and wait)
+                for key, times in sorted(timings.items(), key=lambda kv: -sum(kv[1])):
+                    print(f"    {1000 * sum(times) / N:6.3f} ms/request  {len(times) / N:4.1f}×  {key}")
+            timings.clear()
             if profiler:
                 stats = pstats.Stats(profiler)
                 if os.environ.get("PROFILE_DUMP"):

@@ -12,13 +12,15 @@ writes and leaves the commit to the caller, in one transaction.  The wish is a
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field, make_dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, bindparam, delete, exists, insert, inspect, select, text, update
+from sqlalchemy import and_, bindparam, delete, event, exists, insert, inspect, select, text, update
+from sqlalchemy.orm import Session
 
 from core import calendar as cal
 from core.clock import utcnow
@@ -51,6 +53,7 @@ from core.models import (
 )
 from extensions import db
 from tenants.context import require_tenant_id
+from tenants.models import Tenant
 
 # States of a cell (child x slot) as the planning shows it
 FREE = "free"            # may be ticked
@@ -155,6 +158,7 @@ class CartRow:
     expires_at: datetime
     activity_ids: list
     child_ids: list
+    activities_version: int | None = None  # the commune's (`load_activities(version=…)`)
     items: dict = field(default_factory=dict)
 
 
@@ -226,8 +230,8 @@ class UnitRow:
     position: int
     capacity: int
 
-_act, _cart, _item, _slot, _res, _child, _ins, _unit = (m.__table__ for m in (
-    Activity, Cart, CartItem, Slot, Reservation, Child, Inscription, ActivityUnit))
+_act, _cart, _item, _slot, _res, _child, _ins, _unit, _tenant = (m.__table__ for m in (
+    Activity, Cart, CartItem, Slot, Reservation, Child, Inscription, ActivityUnit, Tenant))
 _T = bindparam("tenant")  # every statement below names its commune (Core statements skip the ORM guard)
 
 _RES_COLUMNS = (_res.c.id, _res.c.child_id, _res.c.slot_id, _res.c.activity_id, _res.c.family_id, _res.c.status,
@@ -247,11 +251,12 @@ _ACTIVITIES_WITH_UNITS = (
     .select_from(_act.outerjoin(_unit, and_(_unit.c.activity_id == _act.c.id, _unit.c.tenant_id == _T)))
     .where(_act.c.id.in_(bindparam("activity_ids", expanding=True)), _act.c.tenant_id == _T)
     .order_by(_act.c.position, _act.c.id, _unit.c.position, _unit.c.id))
-# The démarche and its items (for a tick: the démarche locked, FOR UPDATE OF cart on PostgreSQL;
-# SQLite serialises writers).
+# The démarche and its items, and the version of the commune's activities (for a tick: the démarche
+# locked, FOR UPDATE OF cart on PostgreSQL; SQLite serialises writers).
+_version = select(_tenant.c.activities_version).where(_tenant.c.id == _T).scalar_subquery()
 _CART_ROWS = (select(_cart.c.id, _cart.c.family_id, _cart.c.user_id, _cart.c.status, _cart.c.expires_at,
-                     _cart.c.activity_ids, _cart.c.child_ids, _item.c.child_id, _item.c.slot_id, _item.c.action,
-                     _item.c.reservation_id)
+                     _cart.c.activity_ids, _cart.c.child_ids, _version.label("activities_version"),
+                     _item.c.child_id, _item.c.slot_id, _item.c.action, _item.c.reservation_id)
               .select_from(_cart.outerjoin(_item, and_(_item.c.cart_id == _cart.c.id, _item.c.tenant_id == _T)))
               .where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T)
               .order_by(_item.c.id))
@@ -365,10 +370,38 @@ def _run(stmt, params=None):
     return db.session.connection().execute(stmt, params)
 
 
-def load_activities(activity_ids, *, with_units: bool = False) -> list:
+ACTIVITY_CACHE_SECONDS = 60
+# tenant_id -> (activities_version, until, {activity_id: ActivityRow with its units}), per process
+_activity_cache: dict[int, tuple[int, float, dict]] = {}
+
+
+def load_activities(activity_ids, *, with_units: bool = False, version: int | None = None) -> list:
     """The commune's activities with these ids, as rows (ordered as the pages list them), with
-    their units (Matin, Repas…) in the same statement when asked."""
-    params = {"activity_ids": sorted(set(activity_ids)), "tenant": require_tenant_id()}
+    their units (Matin, Repas…) in the same statement when asked.
+
+    `version`: the commune's activities version read with the démarche (`CartRow`): the rows are
+    then kept per process and read again only when an activity or a unit changed (any ORM flush
+    gives the commune a new random version, see `_activities_changed`), or after
+    ACTIVITY_CACHE_SECONDS (a change written outside the ORM).  Shared rows: never modified."""
+    tid = require_tenant_id()
+    ids = sorted(set(activity_ids))
+    ttl = current_app.config.get("ACTIVITY_CACHE_SECONDS", ACTIVITY_CACHE_SECONDS)
+    if not version or not ttl:  # 0: never changed through the ORM (nothing vouches for a cached copy)
+        return _read_activities(ids, tid, with_units=with_units)
+    now = time.monotonic()
+    hit = _activity_cache.get(tid)
+    fresh = hit is not None and hit[0] == version and hit[1] > now
+    if fresh and all(i in hit[2] for i in ids):
+        return sorted((hit[2][i] for i in ids), key=lambda a: (a.position, a.id))
+    rows = _read_activities(ids, tid, with_units=True)
+    kept = hit[2] if fresh else {}
+    kept.update((a.id, a) for a in rows)
+    _activity_cache[tid] = (version, hit[1] if fresh else now + ttl, kept)
+    return rows
+
+
+def _read_activities(ids: list[int], tid: int, *, with_units: bool) -> list:
+    params = {"activity_ids": ids, "tenant": tid}
     if not with_units:
         return [ActivityRow(*row) for row in _run(_ACTIVITIES, params)]
     out: dict[int, object] = {}
@@ -379,6 +412,17 @@ def load_activities(activity_ids, *, with_units: bool = False) -> list:
         if row[_ACT_WIDTH] is not None:
             activity.units.append(UnitRow(*row[_ACT_WIDTH:]))
     return list(out.values())
+
+
+@event.listens_for(Session, "after_flush")
+def _activities_changed(session, _flush_context) -> None:
+    """An activity or a unit was written: its commune's activities get a new version (in the same
+    transaction), so every process reads them again."""
+    tids = {obj.tenant_id for obj in (*session.new, *session.dirty, *session.deleted)
+            if isinstance(obj, Activity | ActivityUnit) and obj.tenant_id is not None}
+    if tids:
+        session.connection().execute(update(_tenant).where(_tenant.c.id.in_(sorted(tids)))
+                                     .values(activities_version=secrets.randbits(62) | 1))
 
 
 def read_cart(cart_id: int) -> CartRow | None:
@@ -427,10 +471,10 @@ def _cart_of(rows) -> CartRow | None:
     if not rows:
         return None
     first = rows[0]
-    cart = CartRow(*first[:7])
+    cart = CartRow(*first[:8])
     for row in rows:
-        if row[7] is not None:
-            cart.items[(row[7], row[8])] = ItemRow(*row[7:11])
+        if row[8] is not None:
+            cart.items[(row[8], row[9])] = ItemRow(*row[8:12])
     return cart
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, String, func
+from sqlalchemy import JSON, BigInteger, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from extensions import db
@@ -18,6 +18,9 @@ class Tenant(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # A new random value whenever one of the commune's activities (or their units) changes: the hot
+    # paths keep the activities per process and read this with the démarche (core/booking.py).
+    activities_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     def setting(self, *path, default=None):
         node = self.settings or {}

@@ -174,7 +174,7 @@ def _open_cart(cart_id: int, *, lock: bool = False) -> booking.CartRow:
 
 
 def _render_planning(cart, status: int = 200):
-    activities = booking.load_activities(cart.activity_ids, with_units=True)
+    activities = booking.load_activities(cart.activity_ids, with_units=True, version=cart.activities_version)
     rush_gate(activities)  # opening-day waiting room (planning, ticks)
     children, inscribed = booking.load_children(cart.child_ids, cart.family_id, cart.activity_ids)
     if not activities or not children:
@@ -246,7 +246,8 @@ def choose(cart_id):
         abort(404)
     want = request.form.get(f"c-{child_id}-{slot_id}") == "1" or request.form.get("want") == "1"
     waitlist = request.form.get("waitlist") == "1"
-    activities = booking.load_activities(cart.activity_ids)  # rows: what the rules and the cell read
+    # rows (what the rules and the cell read), kept per process while the commune's activities are unchanged
+    activities = booking.load_activities(cart.activity_ids, version=getattr(cart, "activities_version", None))
     rush_gate(activities)  # opening-day waiting room
     ctx = booking.Context(cart=cart, activities={a.id: a for a in activities}, children={}, slots={}, zone=_zone())
     message = None
