@@ -49,6 +49,30 @@ SCENARIO_LIMIT = int(os.environ.get("BENCH_SCENARIO_LIMIT", "300"))
 ROOM_SIZE = int(os.environ.get("BENCH_ROOM_SIZE", "20"))  # concurrent bookers per commune
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 FLOOR = os.environ.get("BENCH_FLOOR") == "1"  # also measure the stack alone (bench/floor.py)
+ONLY = os.environ.get("BENCH_ONLY", "")  # "planning" or "toggle": that pair alone, no opening morning
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_group(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each process group (gunicorn's master and workers) and by all
+    PostgreSQL processes, from /proc."""
+    out = {name: 0.0 for name in (*groups, "postgres")}
+    by_pgid = {pgid: name for name, pgid in groups.items()}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1:raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2:].split()
+        used = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+        name = by_pgid.get(int(fields[2])) or ("postgres" if comm.startswith("postgres") else None)
+        if name:
+            out[name] += used
+    return out
 HOST = "127.0.0.1"
 
 
@@ -220,7 +244,15 @@ class Bench:
         cmd = [self.wrk_bin, "-t", str(threads), "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--timeout", "10s",
                "--latency", "-s", str(ROOT / "bench" / "wrk" / "users.lua"), f"http://{HOST}:{port}",
                "--", str(users), str(threads)]
+        groups = {"portal": self.portal.pid, **({"baseline": self.baseline.pid}
+                                                 if self.baseline.poll() is None else {})}
+        if getattr(self, "floor_proc", None) is not None and self.floor_proc.poll() is None:
+            groups["floor"] = self.floor_proc.pid
+        before, children = cpu_by_group(groups), resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+        after, done = cpu_by_group(groups), resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = {k: after[k] - before[k] for k in after}
+        used["wrk"] = (done.ru_utime + done.ru_stime) - (children.ru_utime + children.ru_stime)
         (self.tmp / f"wrk-{name}.txt").write_text(out)
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
         lat = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M)}
@@ -228,7 +260,10 @@ class Bench:
                                                        (re.search(r"Socket errors:.*", out) or [""])[0]))
         bad = int((re.search(r"BADSTATUS (\d+)", out) or [0, 0])[1])
         row = {"endpoint": name, "rps": rps, "p50": lat.get("50"), "p99": lat.get("99"), "errors": bad + socket_errors}
-        say(f"{name}: {rps:.0f} req/s, p50 {row['p50']} ms, p99 {row['p99']} ms, erreurs {row['errors']}")
+        total = int(re.search(r"(\d+) requests in", out).group(1)) if re.search(r"(\d+) requests in", out) else 0
+        cpu = " ".join(f"{k} {1000 * v / total:.2f}" for k, v in used.items() if v > 0.05) if total else ""
+        say(f"{name}: {rps:.0f} req/s, p50 {row['p50']} ms, p99 {row['p99']} ms, erreurs {row['errors']}"
+            f" ; CPU ms/requête : {cpu}")
         if record:
             self.results.append(row)
         if spy is not None:
@@ -270,6 +305,16 @@ class Bench:
         say(f"{len(sessions['lines'])} parents connectés pour wrk ; planning de {cells} cases")
         self.login_cost(port)
 
+        if ONLY:
+            lines = sessions["lines"]
+            if ONLY == "planning":
+                self.pair("planning", (port, [f"GET\t{s['planning']}\t{s['cookie']}\t\t\t" for s in lines]),
+                          (base_port, [f"GET\t/grid?cells={cells}\t\t\t\t"] * 16))
+            else:
+                self.pair("toggle", (port, [f"POST\t{s['choix']}\t{s['cookie']}\t{s['csrf']}\t{s['on']}\t{s['off']}"
+                                            for s in lines]),
+                          (base_port, [f"POST\t/toggle\t\t\tid={i}&want=1\tid={i}&want=0" for i in range(1, 65)]))
+            return 0
         ours_planning, base_planning = self.pair(
             "planning", (port, [f"GET\t{s['planning']}\t{s['cookie']}\t\t\t" for s in sessions["lines"]]),
             (base_port, [f"GET\t/grid?cells={cells}\t\t\t\t"] * 16))
@@ -308,7 +353,7 @@ class Bench:
         """The portal's stack with no work (bench/floor.py), same sessions, same wrk: the most a
         request of ours could reach; the ratio's share that is not the booking itself."""
         port = free_port()
-        proc = self.gunicorn("bench.floor:app", port)
+        proc = self.floor_proc = self.gunicorn("bench.floor:app", port)
         wait_http(port, "/healthz")
         get = self.wrk("floor GET (stack only)", port, [
             f"GET\t/{s['planning'].split('/')[1]}/bench-floor\t{s['cookie']}\t\t\t" for s in lines])
