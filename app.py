@@ -75,7 +75,7 @@ def _allow_test_email_domain() -> None:
 def _init_login(app: Flask) -> None:
     from core.models import SupportUser, User
     from tenants.context import current_tenant_id
-    from tenants.scoping import get_scoped
+    from tenants.scoping import get_scoped_row
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
@@ -84,7 +84,7 @@ def _init_login(app: Flask) -> None:
     def load_user(user_id: str):
         kind, _sep, raw = (user_id or "").partition(":")
         if kind == "u" and current_tenant_id() is not None:
-            return get_scoped(db.session, User, raw)
+            return get_scoped_row(db.session, User, raw)
         if kind == "s":
             try:
                 return db.session.get(SupportUser, int(raw))
