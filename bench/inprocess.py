@@ -133,6 +133,9 @@ def main() -> int:
                 fn()
             statements[0] = 0
             timings.clear()
+            from bench.run import cpu_by_group
+
+            pg = cpu_by_group({})["postgres"]
             wall, cpu = time.perf_counter(), time.process_time()
             profiler = cProfile.Profile() if which and which == label else None
             if profiler:
@@ -142,8 +145,9 @@ def main() -> int:
             if profiler:
                 profiler.disable()
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            pg = cpu_by_group({})["postgres"] - pg
             print(f"{label:<12} {1000 * wall / N:6.2f} ms wall  {1000 * cpu / N:6.2f} ms CPU  "
-                  f"{statements[0] / N:5.1f} statements")
+                  f"{1000 * pg / N:5.2f} ms PostgreSQL  {statements[0] / N:5.1f} statements")
             if os.environ.get("PROFILE_SQL"):  # wall time of each statement (the driver's send and wait)
                 for key, times in sorted(timings.items(), key=lambda kv: -sum(kv[1])):
                     print(f"    {1000 * sum(times) / N:6.3f} ms/request  {len(times) / N:4.1f}×  {key}")
