@@ -27,7 +27,9 @@ def _bool(name: str, default: bool = False) -> bool:
 
 class BaseConfig:
     NAME = "base"
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # No ping on every checkout (a round trip per request): core/locking.py pings a pooled
+    # connection only when it sat idle (a database restarted meanwhile is then noticed).
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": False}
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     BABEL_DEFAULT_LOCALE = "fr"
     BABEL_DEFAULT_TIMEZONE = "Europe/Paris"

@@ -8,9 +8,12 @@ SQLite (the newcomer's default) serialises writers on its own.
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.pool import Pool
 
 from extensions import db
 
@@ -38,6 +41,33 @@ def _default_lock_timeout(dbapi_connection, connection_record) -> None:
     finally:
         dbapi_connection.autocommit = autocommit
     connection_record.info["lock_timeout"] = LOCK_TIMEOUT
+
+
+IDLE_PING_SECONDS = 10
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_if_idle(dbapi_connection, connection_record, _proxy) -> None:
+    """A connection back from the pool after IDLE_PING_SECONDS is asked "SELECT 1" first; a dead
+    one (the database restarted) is replaced before the request uses it.  Busy connections are
+    not pinged: that was a round trip on every request."""
+    if type(dbapi_connection).__module__.split(".")[0] not in ("psycopg", "psycopg2"):
+        return  # SQLite: a file, nothing to lose
+    now = time.monotonic()
+    last = connection_record.info.get("checked_out_at")
+    connection_record.info["checked_out_at"] = now
+    if last is None or now - last < IDLE_PING_SECONDS:
+        return
+    try:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True  # no transaction to end (a ROLLBACK drops prepared statements)
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        finally:
+            dbapi_connection.autocommit = autocommit
+    except Exception as exc:  # noqa: BLE001 (any failure: this connection is not to be used)
+        raise DisconnectionError() from exc
 
 
 def set_lock_timeout() -> None:
