@@ -126,6 +126,14 @@ def main() -> int:
             r = client.post(f"/{slug}/bench-floor", data={"x": "1"}, headers=headers)
             assert r.status_code == 200, r.status_code
 
+        if os.environ.get("PROFILE_GC"):  # e.g. "freeze,10000": what the garbage collector's settings cost
+            import gc
+
+            for part in os.environ["PROFILE_GC"].split(","):
+                if part == "freeze":
+                    gc.freeze()
+                elif part.isdigit():
+                    gc.set_threshold(int(part), *gc.get_threshold()[1:])
         which = os.environ.get("PROFILE_CPROFILE")
         for label, fn in (("floor GET", floor_get), ("floor POST", floor_post), ("planning", plan),
                           ("toggle", tick)):

@@ -93,6 +93,7 @@ class TestingConfig(BaseConfig):
 class ProductionConfig(BaseConfig):
     NAME = "production"
     ALLOW_TEST_EMAIL_DOMAIN = False
+    GC_TUNING = _bool("GC_TUNING", True)  # app.py::_tune_garbage_collector
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
     PREFERRED_URL_SCHEME = "https"
 

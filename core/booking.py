@@ -19,12 +19,27 @@ from datetime import UTC, date, datetime, timedelta
 from flask import current_app
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, bindparam, delete, event, exists, insert, inspect, select, text, update
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from core import calendar as cal
 from core.clock import utcnow
-from core.locking import is_locked, is_postgres, lock, lock_one, lock_rows
+from core.locking import is_locked, is_postgres, lock, lock_one, lock_rows, mark_locked
 from core.models import (
     ACTION_BOOK,
     ACTION_CANCEL,
@@ -254,8 +269,9 @@ _ACTIVITIES_WITH_UNITS = (
 # The démarche and its items, and the version of the commune's activities (for a tick: the démarche
 # locked, FOR UPDATE OF cart on PostgreSQL; SQLite serialises writers).
 _version = select(_tenant.c.activities_version).where(_tenant.c.id == _T).scalar_subquery()
-_CART_ROWS = (select(_cart.c.id, _cart.c.family_id, _cart.c.user_id, _cart.c.status, _cart.c.expires_at,
-                     _cart.c.activity_ids, _cart.c.child_ids, _version.label("activities_version"),
+_CART_COLUMNS = (_cart.c.id, _cart.c.family_id, _cart.c.user_id, _cart.c.status, _cart.c.expires_at,
+                 _cart.c.activity_ids, _cart.c.child_ids)
+_CART_ROWS = (select(*_CART_COLUMNS, _version.label("activities_version"),
                      _item.c.child_id, _item.c.slot_id, _item.c.action, _item.c.reservation_id)
               .select_from(_cart.outerjoin(_item, and_(_item.c.cart_id == _cart.c.id, _item.c.tenant_id == _T)))
               .where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T)
@@ -295,6 +311,18 @@ _LOCK_SLOTS = (select(*_SLOT_COLUMNS, _unit.c.label, _waiting.label("has_waitlis
                                          _res.c.tenant_id == _T)))
                .where(_slot.c.id.in_(bindparam("slot_ids", expanding=True)), _slot.c.tenant_id == _T)
                .order_by(_slot.c.id, _child.c.id).with_for_update(of=_slot))
+# A tick's first statement: the démarche (its items as one string) and the wished slots with the
+# children, all locked, the démarche first (FOR UPDATE OF cart, slot: the rows of the first table
+# of the FROM are locked first; the order of every path: démarche, slots, children).
+_ITEM_TEXT = (cast(_item.c.child_id, String) + ":" + cast(_item.c.slot_id, String) + ":" + _item.c.action + ":"
+              + func.coalesce(cast(_item.c.reservation_id, String), ""))
+_ITEMS = (select(func.aggregate_strings(_ITEM_TEXT, ",")).where(_item.c.cart_id == _cart.c.id, _item.c.tenant_id == _T)
+          .correlate(_cart).scalar_subquery())
+_LOCK_CART_AND_SLOTS = (
+    select(*_CART_COLUMNS, _version.label("activities_version"), _ITEMS.label("items"), *_LOCK_SLOTS.selected_columns)
+    .select_from(_cart.join(_LOCK_SLOTS.get_final_froms()[0], true()))  # (one démarche row: no product to fear)
+    .where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T, *_LOCK_SLOTS.whereclause.clauses)
+    .order_by(_slot.c.id, _child.c.id).with_for_update(of=(_cart, _slot)))
 _LOCK_CHILDREN = (select(_child.c.id).where(_child.c.id.in_(bindparam("child_ids", expanding=True)),
                                             _child.c.tenant_id == _T)
                   .order_by(_child.c.id).with_for_update(of=_child))
@@ -465,6 +493,26 @@ def lock_cart(cart_id: int) -> CartRow | None:
     statement.  None when it is not the current commune's (or does not exist).  May raise Busy."""
     return _cart_of(lock_rows(Cart, _LOCK_CART, {"cart_id": int(cart_id), "tenant": require_tenant_id()},
                               [int(cart_id)]))
+
+
+def lock_cart_and_slots(cart_id: int, slot_ids, child_ids) -> tuple[CartRow | None, list]:
+    """A tick's locks in one statement: the démarche (with its items), then the wished slots with
+    the wished children (the rows `set_choices(locked=…)` takes).  (None, []) when the démarche,
+    a slot or a child is not found in the commune.  May raise Busy."""
+    slot_ids, child_ids = sorted(set(slot_ids)), sorted(set(child_ids))
+    rows = lock_rows(Cart, _LOCK_CART_AND_SLOTS, {"cart_id": int(cart_id), "slot_ids": slot_ids,
+                                                  "child_ids": child_ids, "tenant": require_tenant_id()},
+                     [int(cart_id)])
+    if not rows:
+        return None, []
+    mark_locked(Slot, slot_ids)
+    cart = CartRow(*rows[0][:8])
+    for text_ in (rows[0][8] or "").split(","):
+        if text_:
+            child, slot, action, reservation = text_.split(":")
+            cart.items[(int(child), int(slot))] = ItemRow(int(child), int(slot), action,
+                                                          int(reservation) if reservation else None)
+    return cart, [row[9:] for row in rows]
 
 
 def _cart_of(rows) -> CartRow | None:
@@ -798,7 +846,8 @@ def _exclusive(activity: Activity, slot) -> bool:
     return bool(activity.one_per_time_slot and slot.time_slot)
 
 
-def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: bool = False) -> dict:
+def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: bool = False,
+                locked: list | None = None) -> dict:
     """Apply desired states [(child_id, slot_id, want)] in one transaction (caller commits).
 
     Locks the cart, then the slots, then (for "one activity per time slot") the children, in id
@@ -806,7 +855,8 @@ def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: 
     what the cells need, so `ctx` only has to carry the cart, its activities and the zone.  A
     tick is then five statements: the démarche with its items, the slot with the child's
     bookings on it, the child with its inscriptions, and the writes (reservation, item, counter).
-    Slots or children outside the démarche raise "not_in_cart".
+    Slots or children outside the démarche raise "not_in_cart".  `locked`: the slots' rows as
+    `lock_cart_and_slots` read them with the démarche (a tick: one statement for every lock).
     Returns {(child_id, slot_id): Cell} with the state after the change.
     """
     if ctx.cart is None:
@@ -833,7 +883,9 @@ def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: 
     inscribed: set[tuple[int, int]] = set()
     ctx.reservations, ctx.busy = {}, {}
     c0, r0 = _SLOT_WIDTH + 2, _SLOT_WIDTH + 6  # where the child's columns, then the reservation's, begin
-    for row in lock_rows(Slot, _LOCK_SLOTS, {"slot_ids": slot_ids, "child_ids": child_ids, "tenant": tid}, slot_ids):
+    if locked is None:
+        locked = lock_rows(Slot, _LOCK_SLOTS, {"slot_ids": slot_ids, "child_ids": child_ids, "tenant": tid}, slot_ids)
+    for row in locked:
         slot = slots.get(row[0])
         if slot is None:
             slot = slots[row[0]] = SlotRow(*row[:c0])

@@ -137,6 +137,11 @@ def is_locked(model, ident) -> bool:
     return (model, int(ident)) in _held()
 
 
+def mark_locked(model, ids) -> None:
+    """Rows of `model` this transaction locked along with another table's (one statement)."""
+    _held().update((model, int(i)) for i in ids)
+
+
 def lock_rows(model, stmt, params: dict, ids) -> list:
     """Run `stmt` (a column select ending in FOR UPDATE OF `model`'s table, rows in id order) and
     return its rows: the hot paths' lock, without building ORM objects.  The locked `ids` join the

@@ -232,17 +232,27 @@ def _commit_keeping_loaded() -> None:
 def choose(cart_id):
     """One tick: the desired state of one cell (htmx answers the cell; without JS, back to the planning).
 
-    The hottest request of an opening morning: nothing is read before the locks but the démarche
-    (locked by the first read, with its items) and its activities; `set_choices` locks the slot
-    (and the child where one activity per time slot applies) and reads the rest under them."""
-    try:
-        cart = _open_cart(cart_id, lock=True)  # the démarche and its items, locked at once (rows, not objects)
-    except Busy:  # the same démarche busy elsewhere (a "Valider" in another tab): answered below
-        db.session.rollback()
-        cart = _load_cart(cart_id)
+    The hottest request of an opening morning: its first statement locks the démarche (with its
+    items), then the slot with the child, its inscription and its booking; the activities are kept
+    per process; `set_choices` judges and writes (one more lock where one activity per time slot
+    applies)."""
     child_id = request.form.get("child", type=int)
     slot_id = request.form.get("slot", type=int)
-    if child_id is None or slot_id is None or child_id not in cart.child_ids:
+    if child_id is None or slot_id is None:
+        abort(404)
+    locked = None
+    try:
+        cart, locked = booking.lock_cart_and_slots(cart_id, [slot_id], [child_id])
+        if cart is None:  # not found with this slot and child: the démarche alone says which (404 or closed)
+            cart, locked = _open_cart(cart_id, lock=True), None
+        if cart.family_id != current_user.family_id:
+            abort(404)
+        if not booking.cart_is_open(cart):
+            _load_cart(cart_id)  # says why and goes back (releasing an abandoned démarche's holds)
+    except Busy:  # the same démarche busy elsewhere (a "Valider" in another tab): answered below
+        db.session.rollback()
+        cart, locked = _load_cart(cart_id), None
+    if child_id not in cart.child_ids:
         abort(404)
     want = request.form.get(f"c-{child_id}-{slot_id}") == "1" or request.form.get("want") == "1"
     waitlist = request.form.get("waitlist") == "1"
@@ -252,7 +262,7 @@ def choose(cart_id):
     ctx = booking.Context(cart=cart, activities={a.id: a for a in activities}, children={}, slots={}, zone=_zone())
     message = None
     try:
-        cells = booking.set_choices(ctx, [(child_id, slot_id, want)], waitlist=waitlist)
+        cells = booking.set_choices(ctx, [(child_id, slot_id, want)], waitlist=waitlist, locked=locked)
         _commit_keeping_loaded()
         cell = cells[(child_id, slot_id)]
     except Busy:
