@@ -277,14 +277,6 @@ _CART_ROWS = (select(*_CART_COLUMNS, _version.label("activities_version"),
               .where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T)
               .order_by(_item.c.id))
 _LOCK_CART = _CART_ROWS.with_for_update(of=_cart)
-# A family's children (in the order of their birth) with their accepted inscriptions to these activities.
-_FAMILY_CHILDREN = (select(*_CHILD_COLUMNS, _ins.c.activity_id)
-                    .select_from(_child.outerjoin(_ins, and_(
-                        _ins.c.child_id == _child.c.id, _ins.c.status == INSCRIPTION_ACCEPTED,
-                        _ins.c.activity_id.in_(bindparam("activity_ids", expanding=True)), _ins.c.tenant_id == _T)))
-                    .where(_child.c.id.in_(bindparam("child_ids", expanding=True)),
-                           _child.c.family_id == bindparam("family_id"), _child.c.tenant_id == _T)
-                    .order_by(_child.c.birth_date, _child.c.id))
 # An activity's slots over a range of days (a stage counts on each of its days), with their unit's
 # label and these children's reservations on them (the planning: one statement).
 _SLOTS_IN_RANGE = (select(*_SLOT_COLUMNS, _unit.c.label, *_RES_COLUMNS)
@@ -323,6 +315,16 @@ _LOCK_CART_AND_SLOTS = (
     .select_from(_cart.join(_LOCK_SLOTS.get_final_froms()[0], true()))  # (one démarche row: no product to fear)
     .where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T, *_LOCK_SLOTS.whereclause.clauses)
     .order_by(_slot.c.id, _child.c.id).with_for_update(of=(_cart, _slot)))
+# The planning's first statement: the démarche (its items as one string) and its family's children
+# (by birth date) with their accepted inscriptions.
+_CART_AND_CHILDREN = (
+    select(*_CART_COLUMNS, _version.label("activities_version"), _ITEMS.label("items"), *_CHILD_COLUMNS,
+           _ins.c.activity_id)
+    .select_from(_cart.outerjoin(_child, and_(_child.c.family_id == _cart.c.family_id, _child.c.tenant_id == _T))
+                 .outerjoin(_ins, and_(_ins.c.child_id == _child.c.id, _ins.c.status == INSCRIPTION_ACCEPTED,
+                                       _ins.c.tenant_id == _T)))
+    .where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T)
+    .order_by(_child.c.birth_date, _child.c.id))
 _LOCK_CHILDREN = (select(_child.c.id).where(_child.c.id.in_(bindparam("child_ids", expanding=True)),
                                             _child.c.tenant_id == _T)
                   .order_by(_child.c.id).with_for_update(of=_child))
@@ -453,23 +455,25 @@ def _activities_changed(session, _flush_context) -> None:
                                      .values(activities_version=secrets.randbits(62) | 1))
 
 
-def read_cart(cart_id: int) -> CartRow | None:
-    """The démarche and its items (no lock: a page); None when it is not the current commune's."""
-    return _cart_of(_run(_CART_ROWS, {"cart_id": int(cart_id), "tenant": require_tenant_id()}).all())
-
-
-def load_children(child_ids, family_id: int, activity_ids) -> tuple[list[ChildRow], set[tuple[int, int]]]:
-    """The family's children among these ids (by birth date) and their accepted inscriptions
-    (child_id, activity_id) to these activities."""
+def read_cart_and_children(cart_id: int) -> tuple[CartRow | None, list[ChildRow], set[tuple[int, int]]]:
+    """The démarche with its items (no lock: a page), the children it is for (by birth date) and
+    their accepted inscriptions (child_id, activity_id) to its activities, in one statement.
+    (None, [], set()) when the démarche is not the current commune's."""
+    rows = _run(_CART_AND_CHILDREN, {"cart_id": int(cart_id), "tenant": require_tenant_id()}).all()
+    if not rows:
+        return None, [], set()
+    cart = _cart_with_items(rows[0])
+    wanted, activities = set(cart.child_ids), set(cart.activity_ids)
     children: dict[int, ChildRow] = {}
     inscribed: set[tuple[int, int]] = set()
-    for row in _run(_FAMILY_CHILDREN, {"child_ids": sorted(set(child_ids)), "family_id": family_id,
-                                       "activity_ids": sorted(set(activity_ids)), "tenant": require_tenant_id()}):
-        if row[0] not in children:
-            children[row[0]] = ChildRow(*row[:4])
-        if row[4] is not None:
-            inscribed.add((row[0], row[4]))
-    return list(children.values()), inscribed
+    for row in rows:
+        if row[9] is None or row[9] not in wanted:
+            continue
+        if row[9] not in children:
+            children[row[9]] = ChildRow(*row[9:13])
+        if row[13] in activities:
+            inscribed.add((row[9], row[13]))
+    return cart, list(children.values()), inscribed
 
 
 def load_slots(activity_id: int, first: date, last: date, child_ids=()) -> tuple[list[SlotRow], list]:
@@ -506,13 +510,19 @@ def lock_cart_and_slots(cart_id: int, slot_ids, child_ids) -> tuple[CartRow | No
     if not rows:
         return None, []
     mark_locked(Slot, slot_ids)
-    cart = CartRow(*rows[0][:8])
-    for text_ in (rows[0][8] or "").split(","):
+    return _cart_with_items(rows[0]), [row[9:] for row in rows]
+
+
+def _cart_with_items(row) -> CartRow:
+    """A CartRow from a row that begins with the démarche's columns, its activities version and its
+    items as one string ("child:slot:action:reservation,…")."""
+    cart = CartRow(*row[:8])
+    for text_ in (row[8] or "").split(","):
         if text_:
             child, slot, action, reservation = text_.split(":")
             cart.items[(int(child), int(slot))] = ItemRow(int(child), int(slot), action,
                                                           int(reservation) if reservation else None)
-    return cart, [row[9:] for row in rows]
+    return cart
 
 
 def _cart_of(rows) -> CartRow | None:

@@ -161,11 +161,12 @@ def _planning_args(cart: Cart, activities):
     return activity, view, anchor, filters
 
 
-def _open_cart(cart_id: int, *, lock: bool = False) -> booking.CartRow:
-    """The family's open démarche with its items, as rows (the planning, a tick), or 404; `lock`:
-    locked by this first read (may raise Busy).  A démarche past its time goes through
-    `_load_cart`, which says why and goes back (releasing its holds)."""
-    cart = booking.lock_cart(cart_id) if lock else booking.read_cart(cart_id)
+def _open_cart(cart_id: int, *, cart=None) -> booking.CartRow:
+    """The family's open démarche with its items, as rows (the planning, a tick), or 404: `cart`
+    as already read, else locked by this read (may raise Busy).  A démarche past its time goes
+    through `_load_cart`, which says why and goes back (releasing its holds)."""
+    if cart is None:
+        cart = booking.lock_cart(cart_id)
     if cart is None or cart.family_id != current_user.family_id:
         abort(404)
     if not booking.cart_is_open(cart):
@@ -173,24 +174,21 @@ def _open_cart(cart_id: int, *, lock: bool = False) -> booking.CartRow:
     return cart
 
 
-def _render_planning(cart, status: int = 200):
+@bp.get("/demarches/<int:cart_id>/planning")
+@role_required(ROLE_PARENT)
+def planning(cart_id):
+    cart, children, inscribed = booking.read_cart_and_children(cart_id)
+    cart = _open_cart(cart_id, cart=cart) if cart is not None else abort(404)
     activities = booking.load_activities(cart.activity_ids, with_units=True, version=cart.activities_version)
     rush_gate(activities)  # opening-day waiting room (planning, ticks)
-    children, inscribed = booking.load_children(cart.child_ids, cart.family_id, cart.activity_ids)
     if not activities or not children:
         abort(404)
     activity, view, anchor, filters = _planning_args(cart, activities)
     plan = pl.build(cart, activities, activity, children, view=view, anchor=anchor, zone=_zone(), filters=filters,
                     inscribed=inscribed)
     count = len(plan.ctx.items)  # every item of the démarche (read with it)
-    template = "reservations/_planning_body.html" if _is_htmx() and request.method == "GET" else "reservations/planning.html"
-    return render_template(template, cart=cart, plan=plan, count=count), status
-
-
-@bp.get("/demarches/<int:cart_id>/planning")
-@role_required(ROLE_PARENT)
-def planning(cart_id):
-    return _render_planning(_open_cart(cart_id))
+    template = "reservations/_planning_body.html" if _is_htmx() else "reservations/planning.html"
+    return render_template(template, cart=cart, plan=plan, count=count)
 
 
 def _context_for(cart: Cart, slot_ids: set[int]):
@@ -244,7 +242,7 @@ def choose(cart_id):
     try:
         cart, locked = booking.lock_cart_and_slots(cart_id, [slot_id], [child_id])
         if cart is None:  # not found with this slot and child: the démarche alone says which (404 or closed)
-            cart, locked = _open_cart(cart_id, lock=True), None
+            cart, locked = _open_cart(cart_id), None  # (locks it alone)
         if cart.family_id != current_user.family_id:
             abort(404)
         if not booking.cart_is_open(cart):
