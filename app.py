@@ -307,9 +307,22 @@ def _remember_template_translations(app: Flask) -> None:
             value = translated[key] = get_translations().ugettext(message)
         return value
 
+    @pass_context
+    def ngettext(context, singular, plural, num):
+        locale = context.get("current_locale")
+        if locale is None or not isinstance(num, int):
+            return get_translations().ungettext(singular, plural, num)
+        key = (locale, singular, plural, num)
+        value = translated.get(key)
+        if value is None:
+            if len(translated) >= TRANSLATED_MAX:
+                translated.clear()
+            value = translated[key] = get_translations().ungettext(singular, plural, num)
+        return value
+
     app.jinja_env.install_gettext_callables(
         gettext=gettext,
-        ngettext=lambda s, p, n: get_translations().ungettext(s, p, n),
+        ngettext=ngettext,
         newstyle=True,
         pgettext=lambda c, s: get_translations().upgettext(c, s),
         npgettext=lambda c, s, p, n: get_translations().unpgettext(c, s, p, n),
