@@ -92,18 +92,26 @@ def _stamp_and_check(session, flush_context, instances) -> None:
             raise CrossTenantWrite(f"{type(obj).__name__} d'une autre commune")
 
 
-def get_scoped(session: Session, model, ident, *, options=()):
-    """Primary-key lookup for a scoped model; None unless it belongs to the current commune.
-    `options`: loader options (e.g. a relationship read in the same query)."""
+def _scoped_key(model, ident, caller: str) -> tuple[int, int] | None:
+    """(commune, primary key) of a lookup, None for an id that is not a number; raises outside a commune."""
     if not issubclass(model, TenantScoped):
         raise TypeError(f"{model.__name__} n'est pas un modèle communal")
     tid = current_tenant_id()
     if tid is None:
-        raise TenantNotSet("get_scoped() sans commune active")
+        raise TenantNotSet(f"{caller}() sans commune active")
     try:
-        ident = int(ident)
+        return tid, int(ident)
     except (TypeError, ValueError):
         return None
+
+
+def get_scoped(session: Session, model, ident, *, options=()):
+    """Primary-key lookup for a scoped model; None unless it belongs to the current commune.
+    `options`: loader options (e.g. a relationship read in the same query)."""
+    key = _scoped_key(model, ident, "get_scoped")
+    if key is None:
+        return None
+    tid, ident = key
     obj = session.get(model, ident, options=list(options) or None)
     if obj is None or obj.tenant_id != tid:
         return None
@@ -117,13 +125,10 @@ def get_scoped_row(session: Session, model, ident):
     """`get_scoped` through one Core statement that names the commune, the instance built from its
     row and added to the session as if a query had loaded it: the same object, a third of the cost
     (Flask-Login's user, read on every request)."""
-    tid = current_tenant_id()
-    if tid is None:
-        raise TenantNotSet("get_scoped_row() sans commune active")
-    try:
-        ident = int(ident)
-    except (TypeError, ValueError):
+    key = _scoped_key(model, ident, "get_scoped_row")
+    if key is None:
         return None
+    tid, ident = key
     obj = session.identity_map.get(session.identity_key(model, ident))
     if obj is None:
         plan = _by_id.get(model)
