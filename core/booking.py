@@ -39,6 +39,8 @@ from sqlalchemy.orm import Session
 
 from core import calendar as cal
 from core.clock import utcnow
+from core.hotsql import hot
+from core.hotsql import rows as hot_rows
 from core.locking import is_locked, is_postgres, lock, lock_one, lock_rows, mark_locked
 from core.models import (
     ACTION_BOOK,
@@ -258,10 +260,10 @@ _SLOT_COLUMNS = (_slot.c.id, _slot.c.activity_id, _slot.c.unit_id, _slot.c.day, 
 _SLOT_WIDTH = len(_SLOT_COLUMNS)
 _CHILD_COLUMNS = (_child.c.id, _child.c.family_id, _child.c.first_name, _child.c.birth_date)
 
-_ACTIVITIES = (select(*_act.c).where(_act.c.id.in_(bindparam("activity_ids", expanding=True)), _act.c.tenant_id == _T)
+_ACTIVITIES = hot(select(*_act.c).where(_act.c.id.in_(bindparam("activity_ids", expanding=True)), _act.c.tenant_id == _T)
                .order_by(_act.c.position, _act.c.id))
 _ACT_WIDTH = len(_act.c)
-_ACTIVITIES_WITH_UNITS = (
+_ACTIVITIES_WITH_UNITS = hot(
     select(*_act.c, _unit.c.id, _unit.c.code, _unit.c.label, _unit.c.position, _unit.c.capacity)
     .select_from(_act.outerjoin(_unit, and_(_unit.c.activity_id == _act.c.id, _unit.c.tenant_id == _T)))
     .where(_act.c.id.in_(bindparam("activity_ids", expanding=True)), _act.c.tenant_id == _T)
@@ -276,10 +278,10 @@ _CART_ROWS = (select(*_CART_COLUMNS, _version.label("activities_version"),
               .select_from(_cart.outerjoin(_item, and_(_item.c.cart_id == _cart.c.id, _item.c.tenant_id == _T)))
               .where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T)
               .order_by(_item.c.id))
-_LOCK_CART = _CART_ROWS.with_for_update(of=_cart)
+_LOCK_CART = hot(_CART_ROWS.with_for_update(of=_cart))
 # An activity's slots over a range of days (a stage counts on each of its days), with their unit's
 # label and these children's reservations on them (the planning: one statement).
-_SLOTS_IN_RANGE = (select(*_SLOT_COLUMNS, _unit.c.label, *_RES_COLUMNS)
+_SLOTS_IN_RANGE = hot(select(*_SLOT_COLUMNS, _unit.c.label, *_RES_COLUMNS)
                    .select_from(_slot.outerjoin(_unit, and_(_unit.c.id == _slot.c.unit_id, _unit.c.tenant_id == _T))
                                 .outerjoin(_res, and_(_res.c.slot_id == _slot.c.id, _res.c.tenant_id == _T,
                                                       _res.c.child_id.in_(bindparam("child_ids", expanding=True)))))
@@ -291,7 +293,7 @@ _SLOTS_IN_RANGE = (select(*_SLOT_COLUMNS, _unit.c.label, *_RES_COLUMNS)
 # on the slot): everything a tick judges, in one statement.
 _waiting = (exists().where(_res.c.slot_id == _slot.c.id, _res.c.status == RES_WAITLIST, _res.c.tenant_id == _T)
             .correlate(_slot))
-_LOCK_SLOTS = (select(*_SLOT_COLUMNS, _unit.c.label, _waiting.label("has_waitlist"), *_CHILD_COLUMNS,
+_LOCK_SLOTS = hot(select(*_SLOT_COLUMNS, _unit.c.label, _waiting.label("has_waitlist"), *_CHILD_COLUMNS,
                       _ins.c.activity_id, *_RES_COLUMNS)
                .select_from(
                    _slot.join(_child, and_(_child.c.id.in_(bindparam("child_ids", expanding=True)),
@@ -310,14 +312,14 @@ _ITEM_TEXT = (cast(_item.c.child_id, String) + ":" + cast(_item.c.slot_id, Strin
               + func.coalesce(cast(_item.c.reservation_id, String), ""))
 _ITEMS = (select(func.aggregate_strings(_ITEM_TEXT, ",")).where(_item.c.cart_id == _cart.c.id, _item.c.tenant_id == _T)
           .correlate(_cart).scalar_subquery())
-_LOCK_CART_AND_SLOTS = (
+_LOCK_CART_AND_SLOTS = hot(
     select(*_CART_COLUMNS, _version.label("activities_version"), _ITEMS.label("items"), *_LOCK_SLOTS.selected_columns)
     .select_from(_cart.join(_LOCK_SLOTS.get_final_froms()[0], true()))  # (one démarche row: no product to fear)
     .where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T, *_LOCK_SLOTS.whereclause.clauses)
     .order_by(_slot.c.id, _child.c.id).with_for_update(of=(_cart, _slot)))
 # The planning's first statement: the démarche (its items as one string) and its family's children
 # (by birth date) with their accepted inscriptions.
-_CART_AND_CHILDREN = (
+_CART_AND_CHILDREN = hot(
     select(*_CART_COLUMNS, _version.label("activities_version"), _ITEMS.label("items"), *_CHILD_COLUMNS,
            _ins.c.activity_id)
     .select_from(_cart.outerjoin(_child, and_(_child.c.family_id == _cart.c.family_id, _child.c.tenant_id == _T))
@@ -325,18 +327,18 @@ _CART_AND_CHILDREN = (
                                        _ins.c.tenant_id == _T)))
     .where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T)
     .order_by(_child.c.birth_date, _child.c.id))
-_LOCK_CHILDREN = (select(_child.c.id).where(_child.c.id.in_(bindparam("child_ids", expanding=True)),
+_LOCK_CHILDREN = hot(select(_child.c.id).where(_child.c.id.in_(bindparam("child_ids", expanding=True)),
                                             _child.c.tenant_id == _T)
                   .order_by(_child.c.id).with_for_update(of=_child))
 # The children's reservations on these activities over a range of days, with their slot's time slot.
-_RESERVATIONS_IN_RANGE = (select(*_RES_COLUMNS, _slot.c.activity_id, _slot.c.day, _slot.c.time_slot)
+_RESERVATIONS_IN_RANGE = hot(select(*_RES_COLUMNS, _slot.c.activity_id, _slot.c.day, _slot.c.time_slot)
                           .select_from(_res.join(_slot, _res.c.slot_id == _slot.c.id))
                           .where(_res.c.child_id.in_(bindparam("child_ids", expanding=True)),
                                  _res.c.activity_id.in_(bindparam("activity_ids", expanding=True)),
                                  _slot.c.day >= bindparam("first"), _slot.c.day <= bindparam("last"),
                                  _res.c.tenant_id == _T))
 # What a child takes (or holds) on the days of the wished sessions ("one activity per time slot").
-_BUSY = (select(*_RES_COLUMNS, _slot.c.activity_id, _slot.c.day, _slot.c.time_slot)
+_BUSY = hot(select(*_RES_COLUMNS, _slot.c.activity_id, _slot.c.day, _slot.c.time_slot)
          .select_from(_res.join(_slot, _res.c.slot_id == _slot.c.id))
          .where(_res.c.child_id.in_(bindparam("child_ids", expanding=True)),
                 _res.c.activity_id.in_(bindparam("activity_ids", expanding=True)),
@@ -390,7 +392,7 @@ def _write_statement(shape: tuple):
                          if shape[2] else "NULL")
                 ctes.append(f"{name} AS ({body.format(rows=rows, added=added)})")
         tail = "SELECT id, child_id, slot_id FROM added" if shape[2] else "SELECT NULL, NULL, NULL WHERE false"
-        stmt = _write_statements[shape] = text(f"WITH {', '.join(ctes)} {tail}" if ctes else tail)
+        stmt = _write_statements[shape] = hot(text(f"WITH {', '.join(ctes)} {tail}" if ctes else tail))
     return stmt
 
 
@@ -433,9 +435,9 @@ def load_activities(activity_ids, *, with_units: bool = False, version: int | No
 def _read_activities(ids: list[int], tid: int, *, with_units: bool) -> list:
     params = {"activity_ids": ids, "tenant": tid}
     if not with_units:
-        return [ActivityRow(*row) for row in _run(_ACTIVITIES, params)]
+        return [ActivityRow(*row) for row in hot_rows(_ACTIVITIES, params)]
     out: dict[int, object] = {}
-    for row in _run(_ACTIVITIES_WITH_UNITS, params):
+    for row in hot_rows(_ACTIVITIES_WITH_UNITS, params):
         activity = out.get(row[0])
         if activity is None:
             activity = out[row[0]] = ActivityRow(*row[:_ACT_WIDTH])
@@ -459,14 +461,14 @@ def read_cart_and_children(cart_id: int) -> tuple[CartRow | None, list[ChildRow]
     """The démarche with its items (no lock: a page), the children it is for (by birth date) and
     their accepted inscriptions (child_id, activity_id) to its activities, in one statement.
     (None, [], set()) when the démarche is not the current commune's."""
-    rows = _run(_CART_AND_CHILDREN, {"cart_id": int(cart_id), "tenant": require_tenant_id()}).all()
-    if not rows:
+    found = hot_rows(_CART_AND_CHILDREN, {"cart_id": int(cart_id), "tenant": require_tenant_id()})
+    if not found:
         return None, [], set()
-    cart = _cart_with_items(rows[0])
+    cart = _cart_with_items(found[0])
     wanted, activities = set(cart.child_ids), set(cart.activity_ids)
     children: dict[int, ChildRow] = {}
     inscribed: set[tuple[int, int]] = set()
-    for row in rows:
+    for row in found:
         if row[9] is None or row[9] not in wanted:
             continue
         if row[9] not in children:
@@ -482,7 +484,7 @@ def load_slots(activity_id: int, first: date, last: date, child_ids=()) -> tuple
     slots: dict[int, SlotRow] = {}
     reservations = []
     w = _SLOT_WIDTH + 1
-    for row in _run(_SLOTS_IN_RANGE, {"activity_id": activity_id, "first": first, "last": last,
+    for row in hot_rows(_SLOTS_IN_RANGE, {"activity_id": activity_id, "first": first, "last": last,
                                       "child_ids": sorted(set(child_ids)), "tenant": require_tenant_id()}):
         slot = slots.get(row[0])
         if slot is None:
@@ -599,7 +601,7 @@ class _Writes:
                            f"ir{k}": r.id if r is not None else i.reservation_id})
         for k, slot in enumerate(self.slots.values()):
             params[f"si{k}"], params[f"st{k}"] = slot.id, slot.taken
-        ids = {(c, s): rid for rid, c, s in _run(_write_statement(shape), params)}
+        ids = {(c, s): rid for rid, c, s in hot_rows(_write_statement(shape), params)}
         for res in new:
             res.id = ids[(res.child_id, res.slot_id)]
         for item, res in items:
@@ -684,7 +686,7 @@ class Context:
             for res, activity_id, day, time_slot in reservations:
                 ctx._index(res, activity_id, day, time_slot)
         elif child_ids and days:
-            for row in _run(_RESERVATIONS_IN_RANGE, {
+            for row in hot_rows(_RESERVATIONS_IN_RANGE, {
                     "child_ids": child_ids, "activity_ids": list(ctx.activities), "first": days[0], "last": days[-1],
                     "tenant": require_tenant_id()}):
                 ctx._index(ResRow(*row[:_RES_WIDTH]), *row[_RES_WIDTH:])
@@ -914,7 +916,7 @@ def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: 
     exclusive = [s for s in slots.values() if _exclusive(ctx.activities[s.activity_id], s)]
     if exclusive:  # the children locked (after the slots), then what they take elsewhere in these time slots
         lock_rows(Child, _LOCK_CHILDREN, {"child_ids": child_ids, "tenant": tid}, child_ids)
-        for row in _run(_BUSY, {"child_ids": child_ids, "days": sorted({s.day for s in exclusive}),
+        for row in hot_rows(_BUSY, {"child_ids": child_ids, "days": sorted({s.day for s in exclusive}),
                                 "activity_ids": sorted({s.activity_id for s in exclusive}), "tenant": tid}):
             if (row[1], row[2]) not in ctx.reservations:
                 ctx._index(ResRow(*row[:_RES_WIDTH]), *row[_RES_WIDTH:])

@@ -19,6 +19,13 @@ from extensions import db
 
 LOCK_TIMEOUT = "5s"
 
+try:  # PostgreSQL's driver, whose errors reach core.hotsql's callers as they are
+    from psycopg import OperationalError as _PsycopgOperationalError
+
+    _DRIVER_OPERATIONAL: tuple = (_PsycopgOperationalError,)
+except ImportError:  # pragma: no cover (SQLite alone)
+    _DRIVER_OPERATIONAL = ()
+
 
 class Busy(Exception):
     """A lock could not be taken in time: ask the user to retry in a moment."""
@@ -146,10 +153,12 @@ def lock_rows(model, stmt, params: dict, ids) -> list:
     """Run `stmt` (a column select ending in FOR UPDATE OF `model`'s table, rows in id order) and
     return its rows: the hot paths' lock, without building ORM objects.  The locked `ids` join the
     transaction's memo as `lock()`'s do; a lock timeout raises Busy."""
+    from core.hotsql import rows as hot_rows
+
     set_lock_timeout()
     try:
-        rows = db.session.connection().execute(stmt, params).all()
-    except OperationalError as exc:
+        rows = hot_rows(stmt, params)
+    except (OperationalError, *_DRIVER_OPERATIONAL) as exc:  # (core.hotsql: the driver's own)
         if "lock" in str(exc).lower():
             db.session.rollback()
             raise Busy() from exc

@@ -22,6 +22,8 @@ from sqlalchemy.orm import (
     with_loader_criteria,
 )
 
+from core.hotsql import hot
+from core.hotsql import rows as hot_rows
 from tenants.context import CrossTenantWrite, TenantNotSet, current_tenant_id, is_unscoped
 
 
@@ -135,12 +137,14 @@ def get_scoped_row(session: Session, model, ident):
         if plan is None:
             table = model.__table__
             keys = [inspect(model).get_property_by_column(col).key for col in table.columns]
-            stmt = select(*table.columns).where(table.c.id == bindparam("ident"), table.c.tenant_id == bindparam("tid"))
+            stmt = hot(select(*table.columns).where(table.c.id == bindparam("ident"),
+                                                    table.c.tenant_id == bindparam("tid")))
             plan = _by_id[model] = (stmt, keys)
         stmt, keys = plan
-        row = session.connection().execute(stmt, {"ident": ident, "tid": tid}).first()
-        if row is None:
+        found = hot_rows(stmt, {"ident": ident, "tid": tid})
+        if not found:
             return None
+        row = found[0]
         obj = model(**dict(zip(keys, row, strict=True)))
         make_transient_to_detached(obj)
         session.add(obj)
