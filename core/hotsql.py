@@ -17,6 +17,7 @@ web layer notes writes), and a driver's OperationalError stays one (core/locking
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 from extensions import db
 
@@ -71,11 +72,12 @@ def rows(stmt, params: dict) -> list:
         for k, value in enumerate(listed):
             args[f"{name}__{k}"] = value
     dispatch = conn.dispatch
+    context = SimpleNamespace(statement=sql, parameters=args)  # for listeners that keep state on it
     for listener in dispatch.before_cursor_execute:
-        listener(conn, None, sql, args, None, False)
+        listener(conn, None, sql, args, context, False)
     with conn.connection.driver_connection.cursor() as cursor:
         cursor.execute(sql, args)
         out = cursor.fetchall() if cursor.description is not None else []
     for listener in dispatch.after_cursor_execute:
-        listener(conn, None, sql, args, None, False)
+        listener(conn, None, sql, args, context, False)
     return out
