@@ -268,17 +268,19 @@ _ACTIVITIES_WITH_UNITS = hot(
     .select_from(_act.outerjoin(_unit, and_(_unit.c.activity_id == _act.c.id, _unit.c.tenant_id == _T)))
     .where(_act.c.id.in_(bindparam("activity_ids", expanding=True)), _act.c.tenant_id == _T)
     .order_by(_act.c.position, _act.c.id, _unit.c.position, _unit.c.id))
-# The démarche and its items, and the version of the commune's activities (for a tick: the démarche
-# locked, FOR UPDATE OF cart on PostgreSQL; SQLite serialises writers).
+# The démarche with its items as one string ("child:slot:action:reservation,…", `_cart_with_items`)
+# and the version of the commune's activities; locked alone when a path has not locked it yet
+# (FOR UPDATE OF cart on PostgreSQL; SQLite serialises writers).
 _version = select(_tenant.c.activities_version).where(_tenant.c.id == _T).scalar_subquery()
 _CART_COLUMNS = (_cart.c.id, _cart.c.family_id, _cart.c.user_id, _cart.c.status, _cart.c.expires_at,
                  _cart.c.activity_ids, _cart.c.child_ids)
-_CART_ROWS = (select(*_CART_COLUMNS, _version.label("activities_version"),
-                     _item.c.child_id, _item.c.slot_id, _item.c.action, _item.c.reservation_id)
-              .select_from(_cart.outerjoin(_item, and_(_item.c.cart_id == _cart.c.id, _item.c.tenant_id == _T)))
-              .where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T)
-              .order_by(_item.c.id))
-_LOCK_CART = hot(_CART_ROWS.with_for_update(of=_cart))
+_ITEM_TEXT = (cast(_item.c.child_id, String) + ":" + cast(_item.c.slot_id, String) + ":" + _item.c.action + ":"
+              + func.coalesce(cast(_item.c.reservation_id, String), ""))
+_ITEMS = (select(func.aggregate_strings(_ITEM_TEXT, ",")).where(_item.c.cart_id == _cart.c.id, _item.c.tenant_id == _T)
+          .correlate(_cart).scalar_subquery())
+_CART_HEAD = (*_CART_COLUMNS, _version.label("activities_version"), _ITEMS.label("items"))
+_LOCK_CART = hot(select(*_CART_HEAD).where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T)
+                 .with_for_update(of=_cart))
 # An activity's slots over a range of days (a stage counts on each of its days), with their unit's
 # label and these children's reservations on them (the planning: one statement).
 _SLOTS_IN_RANGE = hot(select(*_SLOT_COLUMNS, _unit.c.label, *_RES_COLUMNS)
@@ -308,20 +310,15 @@ _LOCK_SLOTS = hot(select(*_SLOT_COLUMNS, _unit.c.label, _waiting.label("has_wait
 # A tick's first statement: the démarche (its items as one string) and the wished slots with the
 # children, all locked, the démarche first (FOR UPDATE OF cart, slot: the rows of the first table
 # of the FROM are locked first; the order of every path: démarche, slots, children).
-_ITEM_TEXT = (cast(_item.c.child_id, String) + ":" + cast(_item.c.slot_id, String) + ":" + _item.c.action + ":"
-              + func.coalesce(cast(_item.c.reservation_id, String), ""))
-_ITEMS = (select(func.aggregate_strings(_ITEM_TEXT, ",")).where(_item.c.cart_id == _cart.c.id, _item.c.tenant_id == _T)
-          .correlate(_cart).scalar_subquery())
 _LOCK_CART_AND_SLOTS = hot(
-    select(*_CART_COLUMNS, _version.label("activities_version"), _ITEMS.label("items"), *_LOCK_SLOTS.selected_columns)
+    select(*_CART_HEAD, *_LOCK_SLOTS.selected_columns)
     .select_from(_cart.join(_LOCK_SLOTS.get_final_froms()[0], true()))  # (one démarche row: no product to fear)
     .where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T, *_LOCK_SLOTS.whereclause.clauses)
     .order_by(_slot.c.id, _child.c.id).with_for_update(of=(_cart, _slot)))
 # The planning's first statement: the démarche (its items as one string) and its family's children
 # (by birth date) with their accepted inscriptions.
 _CART_AND_CHILDREN = hot(
-    select(*_CART_COLUMNS, _version.label("activities_version"), _ITEMS.label("items"), *_CHILD_COLUMNS,
-           _ins.c.activity_id)
+    select(*_CART_HEAD, *_CHILD_COLUMNS, _ins.c.activity_id)
     .select_from(_cart.outerjoin(_child, and_(_child.c.family_id == _cart.c.family_id, _child.c.tenant_id == _T))
                  .outerjoin(_ins, and_(_ins.c.child_id == _child.c.id, _ins.c.status == INSCRIPTION_ACCEPTED,
                                        _ins.c.tenant_id == _T)))
@@ -497,8 +494,8 @@ def load_slots(activity_id: int, first: date, last: date, child_ids=()) -> tuple
 def lock_cart(cart_id: int) -> CartRow | None:
     """Lock the démarche (first, the order every path follows) and read its items in the same
     statement.  None when it is not the current commune's (or does not exist).  May raise Busy."""
-    return _cart_of(lock_rows(Cart, _LOCK_CART, {"cart_id": int(cart_id), "tenant": require_tenant_id()},
-                              [int(cart_id)]))
+    found = lock_rows(Cart, _LOCK_CART, {"cart_id": int(cart_id), "tenant": require_tenant_id()}, [int(cart_id)])
+    return _cart_with_items(found[0]) if found else None
 
 
 def lock_cart_and_slots(cart_id: int, slot_ids, child_ids) -> tuple[CartRow | None, list]:
@@ -524,17 +521,6 @@ def _cart_with_items(row) -> CartRow:
             child, slot, action, reservation = text_.split(":")
             cart.items[(int(child), int(slot))] = ItemRow(int(child), int(slot), action,
                                                           int(reservation) if reservation else None)
-    return cart
-
-
-def _cart_of(rows) -> CartRow | None:
-    if not rows:
-        return None
-    first = rows[0]
-    cart = CartRow(*first[:8])
-    for row in rows:
-        if row[8] is not None:
-            cart.items[(row[8], row[9])] = ItemRow(*row[8:12])
     return cart
 
 

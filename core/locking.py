@@ -9,6 +9,7 @@ SQLite (the newcomer's default) serialises writers on its own.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
@@ -107,6 +108,19 @@ def _held() -> set:
     return memo[1]
 
 
+@contextmanager
+def _busy_on_lock_timeout():
+    """A lock not taken in time (or a deadlock) ends the transaction and raises Busy: "Réessayez
+    dans un instant".  SQLAlchemy's error or the driver's own (core.hotsql)."""
+    try:
+        yield
+    except (OperationalError, *_DRIVER_OPERATIONAL) as exc:
+        if "lock" in str(exc).lower():
+            db.session.rollback()
+            raise Busy() from exc
+        raise
+
+
 def lock(model, ids, *options) -> dict:
     """SELECT ... FOR UPDATE the rows of `model` with these ids, in id order.
 
@@ -124,14 +138,9 @@ def lock(model, ids, *options) -> dict:
     stmt = select(model).where(model.id.in_(ids)).order_by(model.id).options(*options)
     if is_postgres():
         stmt = stmt.with_for_update(of=model)
-    try:
+    with _busy_on_lock_timeout():
         rows = db.session.scalars(stmt.execution_options(populate_existing=True)).unique().all()
-    except OperationalError as exc:
-        if "lock" in str(exc).lower():
-            db.session.rollback()
-            raise Busy() from exc
-        raise
-    _held().update((model, row.id) for row in rows)  # the transaction may have begun with this read
+    mark_locked(model, [row.id for row in rows])  # the transaction may have begun with this read
     return {row.id: row for row in rows}
 
 
@@ -156,12 +165,7 @@ def lock_rows(model, stmt, params: dict, ids) -> list:
     from core.hotsql import rows as hot_rows
 
     set_lock_timeout()
-    try:
+    with _busy_on_lock_timeout():
         rows = hot_rows(stmt, params)
-    except (OperationalError, *_DRIVER_OPERATIONAL) as exc:  # (core.hotsql: the driver's own)
-        if "lock" in str(exc).lower():
-            db.session.rollback()
-            raise Busy() from exc
-        raise
-    _held().update((model, int(i)) for i in ids)
+    mark_locked(model, ids)
     return rows
