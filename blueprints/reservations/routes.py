@@ -161,12 +161,10 @@ def _planning_args(cart: Cart, activities):
     return activity, view, anchor, filters
 
 
-def _open_cart(cart_id: int, *, cart=None) -> booking.CartRow:
-    """The family's open démarche with its items, as rows (the planning, a tick), or 404: `cart`
-    as already read, else locked by this read (may raise Busy).  A démarche past its time goes
-    through `_load_cart`, which says why and goes back (releasing its holds)."""
-    if cart is None:
-        cart = booking.lock_cart(cart_id)
+def _open_cart(cart_id: int, cart: booking.CartRow | None) -> booking.CartRow:
+    """The démarche as read (rows: the planning, a tick) if it is the family's and open, else 404;
+    a démarche past its time goes through `_load_cart`, which says why and goes back (releasing
+    its holds)."""
     if cart is None or cart.family_id != current_user.family_id:
         abort(404)
     if not booking.cart_is_open(cart):
@@ -178,7 +176,7 @@ def _open_cart(cart_id: int, *, cart=None) -> booking.CartRow:
 @role_required(ROLE_PARENT)
 def planning(cart_id):
     cart, children, inscribed = booking.read_cart_and_children(cart_id)
-    cart = _open_cart(cart_id, cart=cart) if cart is not None else abort(404)
+    cart = _open_cart(cart_id, cart)
     activities = booking.load_activities(cart.activity_ids, with_units=True, version=cart.activities_version)
     rush_gate(activities)  # opening-day waiting room (planning, ticks)
     if not activities or not children:
@@ -241,12 +239,10 @@ def choose(cart_id):
     locked = None
     try:
         cart, locked = booking.lock_cart_and_slots(cart_id, [slot_id], [child_id])
-        if cart is None:  # not found with this slot and child: the démarche alone says which (404 or closed)
-            cart, locked = _open_cart(cart_id), None  # (locks it alone)
-        if cart.family_id != current_user.family_id:
-            abort(404)
-        if not booking.cart_is_open(cart):
-            _load_cart(cart_id)  # says why and goes back (releasing an abandoned démarche's holds)
+        if cart is None:  # not found with this slot and child (set_choices will say not_in_cart: 404), or the
+            # démarche itself is not the commune's: read alone, it says which (404, or closed)
+            cart = booking.lock_cart(cart_id)
+        cart = _open_cart(cart_id, cart)
     except Busy:  # the same démarche busy elsewhere (a "Valider" in another tab): answered below
         db.session.rollback()
         cart, locked = _load_cart(cart_id), None
