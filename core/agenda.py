@@ -22,6 +22,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core import calendar as cal
+from core import clock
 from core.booking import describe_slot, slot_dates
 from core.clock import utcnow
 from core.demandes import next_number
@@ -278,7 +279,7 @@ def _item(res: Reservation, slot: Slot, activity: Activity, unit: ActivityUnit |
 def load_agenda(family_id: int, *, view: str, day: date, child_ids: set[int] | None = None,
                 activity_ids: set[int] | None = None, today: date | None = None) -> Agenda:
     """The family's agenda for a view; `None` filters show everything.  Three queries."""
-    today = today or cal.now_local().date()
+    today = today or clock.today()
     start, end = period(view, day)
     children = family_children(family_id)
     activities = family_activities(family_id)
@@ -305,7 +306,7 @@ def load_agenda(family_id: int, *, view: str, day: date, child_ids: set[int] | N
 
 def justifiable(family_id: int, *, today: date | None = None) -> tuple[list[AgendaItem], list[AgendaItem]]:
     """Booked slots of the family an absence may be declared on: (upcoming, recent past).  One query."""
-    today = today or cal.now_local().date()
+    today = today or clock.today()
     start = today - timedelta(days=ABSENCE_LOOKBACK_DAYS)
     upcoming, past = [], []
     for res, slot, activity, unit, child in _rows(family_id, start, MAX_DATE, statuses=(RES_RESERVED,)):
@@ -322,7 +323,7 @@ def describe(res: Reservation) -> AgendaItem:
     activity = db.session.get(Activity, slot.activity_id)
     unit = db.session.get(ActivityUnit, slot.unit_id) if slot.unit_id else None
     child = db.session.get(Child, res.child_id)
-    return _item(res, slot, activity, unit, child, slot_dates(slot)[0], cal.now_local().date())
+    return _item(res, slot, activity, unit, child, slot_dates(slot)[0], clock.today())
 
 
 # ====================================================================== absences
@@ -380,7 +381,7 @@ def discard_document(relative: str | None, *, root: Path) -> None:
 
 def absence_refusal(res: Reservation, today: date | None = None) -> str | None:
     """Why no absence can be declared on this reservation (a French message), or None."""
-    today = today or cal.now_local().date()
+    today = today or clock.today()
     if res.status == RES_ABSENT:
         return str(_l("Une absence a déjà été déclarée pour cette réservation."))
     if res.status != RES_RESERVED:

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
-PARIS = ZoneInfo("Europe/Paris")
+from core.clock import PARIS, now_local  # noqa: F401  (the one clock; re-exported for callers)
 
 CLOSED_WEEKDAY = "weekday"
 CLOSED_PUBLIC_HOLIDAY = "public_holiday"
@@ -31,11 +30,6 @@ CLOSED_SCHOOL_HOLIDAY = "school_holiday"
 CLOSED_NOT_HOLIDAY = "not_school_holiday"
 CLOSED_DATE = "closed_date"
 CLOSED_OUTSIDE = "outside_period"
-
-
-def now_local() -> datetime:
-    """Aware 'now' in Europe/Paris (tests patch this)."""
-    return datetime.now(PARIS)
 
 
 @lru_cache(maxsize=16)

@@ -13,7 +13,8 @@ place at once (``leave()``).
 Two backends with the same behaviour, no state in the process:
 * Redis (when REDIS_URL is set): per activity a sorted set of arrivals (score = an
   INCR sequence), a sorted set of admissions (score = deadline, ms) and a hash of start
-  times; one Lua script does the whole check atomically, with Redis' own clock.
+  times; one Lua script does the whole check atomically, with the portal's clock (core.clock:
+  web servers and workers keep their clocks in step with NTP).
 * the database (``WaitingTicket`` rows) otherwise, so that `make run` works on SQLite:
   the same steps in a short transaction of its own, serialised per activity by a row lock
   on PostgreSQL.
@@ -30,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
+from core import clock
 from core.clock import utcnow
 from core.models import Activity, WaitingTicket
 from extensions import db
@@ -101,7 +103,7 @@ def online_places_left(activity: Activity) -> int:
     left = func.greatest(func.floor(online) - Slot.taken, 0) if db.session.get_bind().dialect.name == "postgresql" \
         else func.max(func.cast(online, db.Integer) - Slot.taken, 0)
     return int(db.session.scalar(select(func.coalesce(func.sum(left), 0)).where(
-        Slot.activity_id == activity.id, Slot.last_day >= utcnow().date())) or 0)
+        Slot.activity_id == activity.id, Slot.last_day >= clock.today())) or 0)
 
 
 def to_naive_utc(moment: datetime) -> datetime:
@@ -176,8 +178,7 @@ local q, a, started, seq, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local user, limit = ARGV[1], tonumber(ARGV[2])
 local grace, session = tonumber(ARGV[3]), tonumber(ARGV[4])
 local enter, start, ttl = ARGV[5] == '1', ARGV[6] == '1', tonumber(ARGV[7])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(ARGV[8])
 -- admissions whose time is over leave the room
 local expired = redis.call('ZRANGEBYSCORE', a, '-inf', now)
 if #expired > 0 then
@@ -236,7 +237,8 @@ class RedisRoom:
     def check(self, tenant_id, activity_id, user_id, *, limit, grace, session, enter, start) -> Ticket:
         state, deadline, position, waiting = self._check(
             keys=self.keys(tenant_id, activity_id),
-            args=[user_id, limit, grace * 1000, session * 1000, int(enter), int(start), KEY_TTL_SECONDS])
+            args=[user_id, limit, grace * 1000, session * 1000, int(enter), int(start), KEY_TTL_SECONDS,
+                  clock.epoch_ms()])
         state = state.decode() if isinstance(state, bytes) else state
         return Ticket(state, position=int(position), waiting=int(waiting),
                       deadline=_from_ms(deadline.decode() if isinstance(deadline, bytes) else deadline))

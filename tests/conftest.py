@@ -2,6 +2,11 @@
 is set), migrated with Alembic, emptied after each test; factories; the mail outbox.
 
 CI=true turns every skipped PostgreSQL, Redis or browser test into a failure.
+
+PORTAIL_TODAY moves the whole run (app, web server threads, jobs) to another day with time-machine,
+the clock then ticking on from there: `PORTAIL_TODAY=2026-12-05 make test` is a Saturday,
+`PORTAIL_TODAY=2027-03-28T01:30+01:00` half an hour before the change to summer time.  A bare date
+means 10:00 in Paris.  `.ci/run` runs the date-sensitive tests on a handful of such days.
 """
 
 from __future__ import annotations
@@ -22,6 +27,42 @@ from app import create_app
 from extensions import db, limiter
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+TODAY = os.environ.get("PORTAIL_TODAY", "").strip()
+_traveller = None
+
+
+def travel_destination(raw: str):
+    """'2026-12-05' (10:00 in Paris) or an ISO date-time (Paris time unless an offset is given)."""
+    from datetime import datetime, time
+
+    from core.clock import PARIS
+
+    if len(raw) == 10:
+        from datetime import date
+
+        return datetime.combine(date.fromisoformat(raw), time(10, 0), tzinfo=PARIS)
+    moment = datetime.fromisoformat(raw)
+    return moment if moment.tzinfo else moment.replace(tzinfo=PARIS)
+
+
+def pytest_configure(config):
+    global _traveller
+    if TODAY:
+        import time_machine
+
+        _traveller = time_machine.travel(travel_destination(TODAY), tick=True)
+        _traveller.start()
+
+
+def pytest_unconfigure(config):
+    if _traveller is not None:
+        _traveller.stop()
+
+
+def pytest_report_header(config):
+    from core.clock import now_local
+
+    return f"portail clock: {now_local():%A %Y-%m-%d %H:%M %Z}" + (f" (PORTAIL_TODAY={TODAY})" if TODAY else "")
 PASSWORD = "Secret-pass-2026"
 
 

@@ -12,7 +12,7 @@ from blueprints.admin.forms import AllocationForm, ButtonForm
 from blueprints.links import WebLinks
 from core import admin_services as svc
 from core import allocation as alloc
-from core import calendar as cal
+from core import clock
 from core.admin_models import RUN_PREVIEW, RUN_PUBLISHED, AllocationRun
 from core.locking import Busy
 from core.models import VALIDATION_PRERESERVATION, Activity
@@ -40,7 +40,7 @@ def allocations():
         runs.setdefault(run.activity_id, []).append(run)
     pending = {a.id: alloc.pending_count(a) for a in activities}
     return render_template("admin/allocations.html", activities=activities, runs=runs, pending=pending,
-                           today=cal.now_local().date())
+                           today=clock.today())
 
 
 @bp.route("/pre-reservations/<int:activity_id>", methods=["GET", "POST"])
@@ -64,7 +64,7 @@ def allocation_new(activity_id):
     runs = db.session.scalars(select(AllocationRun).where(AllocationRun.activity_id == activity.id)
                               .order_by(AllocationRun.created_at.desc()).limit(20)).all()
     return render_template("admin/allocation_new.html", activity=activity, form=form, runs=runs,
-                           pending=alloc.pending_count(activity), today=cal.now_local().date())
+                           pending=alloc.pending_count(activity), today=clock.today())
 
 
 @bp.get("/pre-reservations/tirages/<int:run_id>")
@@ -74,11 +74,11 @@ def allocation_run(run_id):
     activity = db.session.get(Activity, run.activity_id)
     return render_template("admin/allocation_run.html", run=run, activity=activity, lists=alloc.lists_of(run),
                            rules=alloc.Rules.from_dict(run.rules), form=ButtonForm(),
-                           period_over=_period_over(activity), today=cal.now_local().date())
+                           period_over=_period_over(activity), today=clock.today())
 
 
 def _period_over(activity: Activity) -> bool:
-    return activity.prereservation_until is None or cal.now_local().date() > activity.prereservation_until
+    return activity.prereservation_until is None or clock.today() > activity.prereservation_until
 
 
 @bp.post("/pre-reservations/tirages/<int:run_id>/publier")

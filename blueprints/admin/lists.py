@@ -12,7 +12,7 @@ from blueprints.admin import bp
 from blueprints.admin.common import int_arg
 from blueprints.admin.forms import PresenceForm, options
 from core import admin_services as svc
-from core import calendar as cal
+from core import clock
 from core.models import Activity
 from extensions import db
 from tenants.scoping import get_scoped
@@ -35,7 +35,7 @@ def _query():
     else:
         form.unite.choices = options(("", "—"))
     form.validate()
-    day = form.jour.data or cal.now_local().date()
+    day = form.jour.data or clock.today()
     if activity is not None and not request.args.get("jour"):
         day = min(max(day, activity.starts_on), activity.ends_on)
     week = form.vue.data == "semaine"

@@ -7,7 +7,7 @@ from flask_login import current_user
 from blueprints.agenda import bp
 from blueprints.agenda.forms import AbsenceForm
 from core import agenda as svc
-from core.calendar import now_local
+from core import clock
 from core.locking import Busy
 from core.models import ROLE_PARENT, Reservation
 from extensions import db
@@ -34,7 +34,7 @@ def _ids(name: str) -> set[int]:
 @role_required(ROLE_PARENT)
 def index():
     """Mon agenda / Planning des activités: month, 7-day week, 5-day week or day, with filters."""
-    today = now_local().date()
+    today = clock.today()
     view = svc.parse_view(request.args.get("vue"))
     day = svc.parse_day(request.args.get("date"), today)
     filtered = request.args.get("filtre") == "1"

@@ -1,7 +1,6 @@
 """Forms of the family file: French messages next to the field, nothing typed is lost on error."""
 
 import re
-from datetime import date
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -17,6 +16,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, Optional, ValidationError
 
+from core import clock
 from core.dossier_services import CIVILITIES, DIETS
 
 REQUIRED = _l("Ce champ est obligatoire.")
@@ -52,7 +52,7 @@ def postal_code(form, field):
 def birth_date_check(form, field):
     if field.data is None:
         return
-    today = date.today()
+    today = clock.today()
     if field.data > today:
         raise ValidationError(_l("La date de naissance ne peut pas être dans le futur."))
     if field.data.year < today.year - 30:

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from blueprints.inscriptions import bp
 from blueprints.links import WebLinks
-from core import calendar as cal
+from core import clock
 from core.demandes import DemandeError, create_inscription_demande
 from core.locking import Busy
 from core.models import INSCRIPTION_ACCEPTED, INSCRIPTION_PENDING, ROLE_PARENT, Activity, Child, Inscription
@@ -33,7 +33,7 @@ def index():
     children = _children()
     rows = db.session.scalars(select(Inscription).where(Inscription.child_id.in_([c.id for c in children] or [0]))
                               .order_by(Inscription.created_at.desc())).all()
-    today = cal.now_local().date()
+    today = clock.today()
     return render_template("inscriptions/index.html", rows=[(ins, _status_word(ins, today)) for ins in rows])
 
 
@@ -49,7 +49,7 @@ def new():
         Inscription.child_id.in_([c.id for c in children] or [0])))}
 
     def eligible(activity, child):
-        age = child.age_on(max(activity.starts_on, cal.now_local().date()))
+        age = child.age_on(max(activity.starts_on, clock.today()))
         return ((activity.age_min is None or age >= activity.age_min - 1)
                 and (activity.age_max is None or age <= activity.age_max)
                 and existing.get((child.id, activity.id)) not in (INSCRIPTION_PENDING, INSCRIPTION_ACCEPTED))

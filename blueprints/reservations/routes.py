@@ -14,8 +14,7 @@ from blueprints.reservations import bp
 from blueprints.reservations import planning as pl
 from blueprints.rush.gate import gate as rush_gate
 from blueprints.rush.gate import leave as rush_leave
-from core import booking
-from core import calendar as cal
+from core import booking, clock
 from core.booking import BookingError
 from core.demandes import DemandeError, submit_cart
 from core.locking import Busy
@@ -151,7 +150,7 @@ def _planning_args(cart: Cart, activities):
     view = view if view in pl.VIEWS else "semaine"
     anchor = pl.parse_date(request.values.get("date"))
     if anchor is None or not (activity.starts_on - timedelta(days=366) <= anchor <= activity.ends_on + timedelta(days=366)):
-        anchor = pl.first_bookable_day(activity, cal.now_local().date())
+        anchor = pl.first_bookable_day(activity, clock.today())
     filters = pl.Filters(
         themes=set(request.values.getlist("theme")),
         time_slots=set(request.values.getlist("creneau")),
