@@ -6,17 +6,32 @@ FLASK   = $(VENV)/bin/flask --app app
 PORT   ?= 5000
 export FLASK_APP = app.py
 
-.PHONY: run test lint install install-dev translations db demo worker bench clean
+LOCK     = requirements.txt
+LOCK_DEV = requirements-dev.txt
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[dev]"
+.PHONY: run test lint install install-dev lock translations db worker bench clean
+
+## The versions installed are the lock files' (hashes checked); the ranges stay in pyproject.toml.
+$(VENV)/.installed: $(LOCK)
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed $(LOCK_DEV)
+	$(VENV)/bin/pip install --quiet --require-hashes --no-deps -r $(LOCK_DEV)
 	touch $@
 
 install: $(VENV)/.installed
 
-install-dev: install
+install-dev: $(VENV)/.installed-dev
+
+## make lock: resolve pyproject.toml's ranges again into the two lock files (pip-tools, hashes)
+lock:
+	test -x .venv-lock/bin/pip-compile || ($(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet "pip-tools==7.*")
+	.venv-lock/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	    --no-emit-find-links --extra dev -o $(LOCK_DEV) pyproject.toml
+	.venv-lock/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	    --no-emit-find-links -c $(LOCK_DEV) -o $(LOCK) pyproject.toml
 
 translations: install
 	$(PY) -m babel.messages.frontend compile -d translations --statistics
@@ -31,19 +46,19 @@ run: install translations db
 	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 ## make test: install everything and run the whole suite
-test: install translations
+test: install-dev translations
 	$(PY) -m playwright --version >/dev/null
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## make bench: the portal against a bare-Flask baseline, then the opening morning (PostgreSQL, Redis, wrk; ~8 min)
-bench: install translations
+bench: install-dev translations
 	$(PY) bench/run.py
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check .
 
 worker: install
 	$(FLASK) worker
 
 clean:
-	rm -rf instance/outbox instance/*.sqlite3 .pytest_cache
+	rm -rf instance/outbox instance/*.sqlite3 .pytest_cache .venv-lock

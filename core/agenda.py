@@ -121,6 +121,14 @@ def parse_day(raw: str | None, default: date) -> date:
     return min(max(day, MIN_DATE), MAX_DATE)
 
 
+def default_day(view: str, today: date) -> date:
+    """The day a view opens on when no date is asked: today, but on a Saturday or a Sunday the 5-day
+    week is the coming one (the past Monday–Friday is not what a parent looks for at the weekend)."""
+    if view == VIEW_WEEK5 and today.weekday() >= 5:
+        return today + timedelta(days=7 - today.weekday())
+    return today
+
+
 def period(view: str, day: date) -> tuple[date, date]:
     """First and last day shown by a view around `day`."""
     if view == VIEW_MONTH:

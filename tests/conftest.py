@@ -59,6 +59,22 @@ def pytest_unconfigure(config):
         _traveller.stop()
 
 
+# Modules whose behaviour depends on the day (deadlines, weeks, holidays, openings, ages, periods):
+# `.ci/run` runs them again with the clock on a Saturday, a Sunday, 31/12, 29/02, a school holiday and the
+# change to summer time (`-m dates`).  A new date-dependent module joins this list.
+DATE_SENSITIVE = {
+    "test_reservations_web", "test_booking", "test_tick_cost", "test_agenda", "test_allocation",
+    "test_admin_decisions", "test_admin_lists_families", "test_waiting_room", "test_rush_booking",
+    "test_reservation_journeys", "test_rush_journeys", "test_accounts", "test_dossier",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in DATE_SENSITIVE:
+            item.add_marker(pytest.mark.dates)
+
+
 def pytest_report_header(config):
     from core.clock import now_local
 
@@ -195,10 +211,22 @@ def tenants(app):
     return rows
 
 
+WRITTEN_ON = "2026-12-01"  # the tests' birth dates are written as of this day (Kids 3–7, Klub 8–12…)
+
+
+def aged(born: str):
+    """A birth date written as of WRITTEN_ON, moved by as many days as the clock has moved since, so
+    that a child's age on the tests' dates (relative to today) is the same on any day the suite runs."""
+    from datetime import date
+
+    from core.clock import today
+
+    return date.fromisoformat(born) + (today() - date.fromisoformat(WRITTEN_ON))
+
+
 @pytest.fixture
 def make_family(app, tenants):
     """make_family("auray", parent_email=..., children=[("Lou", "2019-05-01")]) -> dict of ids."""
-    from datetime import date
 
     from core.accounts import hash_password
     from core.clock import utcnow
@@ -214,7 +242,7 @@ def make_family(app, tenants):
             family = Family(name=name, code=f"T{n:04d}{slug[:3].upper()}")
             for first, born in children:
                 family.children.append(Child(tenant_id=tenants[slug], first_name=first, last_name=name.title(),
-                                             birth_date=date.fromisoformat(born)))
+                                             birth_date=aged(born)))
             user = User(email=parent_email or f"parent{n}@{slug}.test", first_name="Camille", last_name=name.title(),
                         password_hash=hash_password(password), role=ROLE_PARENT, family=family,
                         activated_at=utcnow() if activated else None, must_change_password=must_change_password,

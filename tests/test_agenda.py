@@ -454,3 +454,14 @@ def test_post_without_csrf_is_refused(web, world, uploads):
     res = web.post(f"/auray/absences/{rid}", {"motif": "maladie"}, csrf=False)
     assert res.status_code == 400
     assert world["builder"].reservation(rid)["status"] == RES_RESERVED
+
+
+def test_the_5_day_week_of_a_weekend_is_the_coming_one():
+    from datetime import date
+
+    from core.agenda import VIEW_DAY, VIEW_WEEK, VIEW_WEEK5, default_day
+
+    saturday, sunday, friday = date(2026, 12, 5), date(2026, 12, 6), date(2026, 12, 4)
+    assert default_day(VIEW_WEEK5, saturday) == default_day(VIEW_WEEK5, sunday) == date(2026, 12, 7)
+    assert default_day(VIEW_WEEK5, friday) == friday
+    assert default_day(VIEW_WEEK, saturday) == default_day(VIEW_DAY, saturday) == saturday

@@ -338,3 +338,33 @@ def test_an_agent_s_change_to_the_activity_applies_to_the_next_tick_at_once(web,
         db.session.get(Activity, act["id"]).opening_at = None
         db.session.commit()
     assert "cell--held" in tick(web, cart, kid, soir).get_data(as_text=True)
+
+
+def _bookable_cells(html: str) -> list[str]:
+    """Ids of the planning's checkboxes a parent can tick (not locked)."""
+    tags = re.findall(r'<input type="checkbox" id="c-(\d+-\d+)"([^>]*)>', html)
+    return [key for key, attributes in tags if " disabled" not in attributes]
+
+
+def test_the_planning_opens_on_the_first_week_with_something_to_book(web, make_family, make_activity, inscribe):
+    """Whatever the day (a Saturday: next week's cells are past "Tuesday 23:59 for next week"), the
+    first page shows a week where a cell can be ticked, without guessing to press ›."""
+    act = make_activity("auray", starts_in=0, days=35, calendar={"weekdays": [0, 1, 2, 3, 4]},
+                        booking_deadline={"kind": "weekday_before_week", "weekday": 1, "time": "23:59"})
+    fam = make_family("auray", children=[("Maël", "2021-04-12")])
+    inscribe(act, fam["child_ids"])
+    cart = start_wizard(web, fam, act)
+    html = web.get(f"/auray/demarches/{cart}/planning").get_data(as_text=True)
+    assert _bookable_cells(html), "la première semaine affichée n'a rien à réserver"
+    assert "n'est ouverte à la réservation" not in html
+
+
+def test_the_planning_says_so_when_nothing_is_open_any_more(web, make_family, make_activity, inscribe):
+    act = make_activity("auray", starts_in=1, days=3,
+                        booking_deadline={"kind": "days_before", "days": 7, "time": "12:00"})
+    fam = make_family("auray", children=[("Maël", "2021-04-12")])
+    inscribe(act, fam["child_ids"])
+    cart = start_wizard(web, fam, act)
+    html = web.get(f"/auray/demarches/{cart}/planning").get_data(as_text=True)
+    assert _bookable_cells(html) == []
+    assert "Aucune date de cette activité" in html and "ouverte à la réservation pour le moment" in html

@@ -2,6 +2,7 @@
 hottest request; `make bench` measures its throughput, this keeps the count from creeping up)."""
 
 import re
+from datetime import timedelta
 
 from extensions import db
 from tests.conftest import days_from_today
@@ -22,15 +23,18 @@ def test_a_tick_costs_the_same_few_statements_however_full_the_family_planning(w
         data = {"child": kid, "slot": slot, **({f"c-{kid}-{slot}": "1"} if want else {})}
         return lambda: web.post(f"/auray/demarches/{cart}/choix", data, headers={"HX-Request": "true"})
 
-    day = days_from_today(14).isoformat()
+    # a Wednesday whose whole week lies inside the activity, whatever the day the tests run on
+    start = days_from_today(10)
+    monday = start + timedelta(days=(7 - start.weekday()) % 7)
+    day = (monday + timedelta(days=2)).isoformat()
     # as in production, a worker sweeps abandoned holds (REDIS_URL set; nothing here reaches Redis):
     # without one, a tick also frees the expired holds of its slot (one statement more)
     monkeypatch.setitem(app.config, "REDIS_URL", "redis://127.0.0.1:1/0")
     web.get(f"/auray/demarches/{cart}/planning")  # the process now keeps the commune's activities
     first = statements(app, tick(act["slots"][("matin", day)]))
     # a busy démarche: every unit of the day and of two weeks around it already ticked for the three children
-    for offset in range(7, 21):
-        d = days_from_today(offset).isoformat()
+    for offset in range(-7, 14):
+        d = (monday + timedelta(days=offset)).isoformat()
         for unit in ("matin", "repas", "apres_midi"):
             slot = act["slots"].get((unit, d))
             if slot is not None and (unit, d) != ("apres_midi", day):

@@ -36,7 +36,7 @@ def index():
     """Mon agenda / Planning des activités: month, 7-day week, 5-day week or day, with filters."""
     today = clock.today()
     view = svc.parse_view(request.args.get("vue"))
-    day = svc.parse_day(request.args.get("date"), today)
+    day = svc.parse_day(request.args.get("date"), svc.default_day(view, today))
     filtered = request.args.get("filtre") == "1"
     child_ids = _ids("enfant") if filtered else None
     activity_ids = _ids("activite") if filtered else None

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from blueprints.dates import date_dm, date_long, weekday_names
-from core import booking
+from core import booking, clock
 from core import calendar as cal
 from core.activity_config import TIME_SLOTS
 from core.models import KIND_UNITS, Activity, Slot
@@ -54,10 +54,18 @@ def parse_date(raw: str | None) -> date | None:
         return None
 
 
-def first_bookable_day(activity: Activity, today: date) -> date:
-    day = db.session.scalars(select(Slot.day).where(Slot.activity_id == activity.id, Slot.day >= today)
-                             .order_by(Slot.day).limit(1)).first()
-    return day or max(activity.starts_on, min(today, activity.ends_on))
+def first_bookable_day(activity: Activity, today: date) -> tuple[date, bool]:
+    """The day the planning opens on: the first day with a slot still open to booking (its booking
+    deadline not passed), and True; on a Saturday the next week's cells are often past their deadline,
+    so this may be the week after.  When nothing is open any more: the first day still to come (or
+    the period's nearest day) and False, so that the page says so."""
+    now = clock.now_local()
+    days = db.session.scalars(select(Slot.day).where(Slot.activity_id == activity.id, Slot.day >= today)
+                              .group_by(Slot.day).order_by(Slot.day)).all()
+    for day in days:
+        if not cal.is_past_deadline(activity.booking_deadline, day, now):
+            return day, True
+    return (days[0] if days else max(activity.starts_on, min(today, activity.ends_on))), False
 
 
 def date_range(view: str, anchor: date) -> tuple[date, date, list[list[date]]]:
@@ -121,6 +129,7 @@ class Planning:
     prev: date
     next: date
     weekday_names: tuple[str, ...] = ()
+    nothing_open: bool = False         # no date of the activity can be booked any more (said on the page)
     grid: list[list[Day]] = field(default_factory=list)  # units: the weeks, shown days only
     _messages: dict = field(default_factory=dict, init=False, repr=False)  # reason -> translated message
 

@@ -148,16 +148,16 @@ def _planning_args(cart: Cart, activities):
     activity = next((a for a in activities if a.id == activity_id), activities[0])
     view = request.values.get("vue", "semaine")
     view = view if view in pl.VIEWS else "semaine"
-    anchor = pl.parse_date(request.values.get("date"))
+    anchor, is_open = pl.parse_date(request.values.get("date")), True
     if anchor is None or not (activity.starts_on - timedelta(days=366) <= anchor <= activity.ends_on + timedelta(days=366)):
-        anchor = pl.first_bookable_day(activity, clock.today())
+        anchor, is_open = pl.first_bookable_day(activity, clock.today())
     filters = pl.Filters(
         themes=set(request.values.getlist("theme")),
         time_slots=set(request.values.getlist("creneau")),
         disciplines=set(request.values.getlist("discipline")),
         age=request.values.get("age", type=int),
     )
-    return activity, view, anchor, filters
+    return activity, view, anchor, filters, is_open
 
 
 def _open_cart(cart_id: int, cart: booking.CartRow | None) -> booking.CartRow:
@@ -180,9 +180,10 @@ def planning(cart_id):
     rush_gate(activities)  # opening-day waiting room (planning, ticks)
     if not activities or not children:
         abort(404)
-    activity, view, anchor, filters = _planning_args(cart, activities)
+    activity, view, anchor, filters, is_open = _planning_args(cart, activities)
     plan = pl.build(cart, activities, activity, children, view=view, anchor=anchor, zone=_zone(), filters=filters,
                     inscribed=inscribed)
+    plan.nothing_open = not is_open
     count = len(plan.ctx.items)  # every item of the démarche (read with it)
     template = "reservations/_planning_body.html" if _is_htmx() else "reservations/planning.html"
     return render_template(template, cart=cart, plan=plan, count=count)
@@ -344,7 +345,7 @@ def toggle_all(cart_id):
     """"Tout cocher / Tout décocher" the units of the days shown."""
     cart = _load_cart(cart_id)
     activities, _children = _cart_scope(cart)
-    activity, view, anchor, _f = _planning_args(cart, activities)
+    activity, view, anchor, _f, _open = _planning_args(cart, activities)
     start, end, _weeks = pl.date_range(view, anchor)
     want = request.form.get("want") == "1"
     slots = []
@@ -362,7 +363,7 @@ def periodicity(cart_id):
     """"Appliquer une périodicité": these weekdays and units, from one date to another."""
     cart = _load_cart(cart_id)
     activities, _children = _cart_scope(cart)
-    activity, view, anchor, _f = _planning_args(cart, activities)
+    activity, view, anchor, _f, _open = _planning_args(cart, activities)
     start, end = pl.parse_date(request.form.get("du")), pl.parse_date(request.form.get("au"))
     weekdays = {int(x) for x in request.form.getlist("jours") if x.isdigit() and 0 <= int(x) <= 6}
     units = set(request.form.getlist("unites"))

@@ -32,7 +32,7 @@ def family(app, tenants, make_family, tmp_path, monkeypatch):
     b.book(lou, fam["family_id"], b.slot(act, today(), unit="repas"), RES_PENDING)
     b.book(noe, fam["family_id"], b.slot(act, today(), unit="apres_midi"), RES_WAITLIST)
     b.book(noe, fam["family_id"], b.slot(stages, today() + timedelta(days=1), title="Stage de roller"))
-    fam["builder"] = b
+    fam["builder"], fam["units"] = b, act
     return fam
 
 
@@ -92,6 +92,9 @@ def test_filters_and_views_work_with_the_keyboard(page, family):
 
 
 def test_agenda_fits_a_375px_phone(phone, family):
+    b, lou = family["builder"], family["child_ids"][1]
+    monday = today() + timedelta(days=7 - today().weekday())
+    b.book(lou, family["family_id"], b.slot(family["units"], monday, unit="matin"))  # the coming week too
     _login(phone, family)
     for view in ("mois", "semaine", "semaine5", "jour"):
         phone.goto(f"/auray/agenda?vue={view}")
