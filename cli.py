@@ -19,12 +19,12 @@ DEMO_PASSWORD = "Portail-Demo-2026"
 
 
 def sync_tenants(update: bool = False) -> list[str]:
-    from tenants.models import Tenant
+    from tenants.models import Tenant, tenant_by_slug
     from tenants.registry import discover
 
     done = []
     for folder in discover(current_app.config["TENANTS_DIR"]):
-        tenant = db.session.scalars(select(Tenant).where(Tenant.slug == folder.slug)).first()
+        tenant = tenant_by_slug(folder.slug)
         if tenant is None:
             db.session.add(Tenant(slug=folder.slug, name=folder.name, settings=folder.settings))
             done.append(f"+ {folder.slug}")
@@ -66,7 +66,7 @@ def load_demo_data() -> list[str]:
         User,
     )
     from tenants.context import tenant_scope
-    from tenants.models import Tenant
+    from tenants.models import tenant_by_slug
     from tenants.registry import discover
 
     report = sync_tenants()
@@ -77,7 +77,7 @@ def load_demo_data() -> list[str]:
             continue
         with open(folder.demo_file, "rb") as fh:
             demo = tomllib.load(fh)
-        tenant = db.session.scalars(select(Tenant).where(Tenant.slug == folder.slug)).one()
+        tenant = tenant_by_slug(folder.slug)
         with tenant_scope(tenant.id):
             acts = load_tenant_activities(tenant, folder)
             report.extend(f"  {folder.slug}: activité {a.code}" for a in acts)
@@ -151,11 +151,11 @@ def register(app) -> None:
     def tenants_activities(slug):
         """(Re)load a commune's activities.toml: creates or updates activities and their slots."""
         from tenants.context import tenant_scope
-        from tenants.models import Tenant
+        from tenants.models import tenant_by_slug
         from tenants.registry import discover
 
         folder = next((f for f in discover(current_app.config["TENANTS_DIR"]) if f.slug == slug), None)
-        tenant = db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
+        tenant = tenant_by_slug(slug)
         if folder is None or tenant is None:
             raise click.ClickException(f"Commune inconnue : {slug} (lancez d'abord `flask tenants sync`)")
         with tenant_scope(tenant.id):
@@ -220,11 +220,9 @@ def register(app) -> None:
         from blueprints.links import WebLinks
         from core import accounts as acc
         from tenants.context import tenant_scope
-        from tenants.models import Tenant
+        from tenants.models import tenant_or_click_error
 
-        tenant = db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
-        if tenant is None:
-            raise click.ClickException(f"Commune inconnue : {slug}")
+        tenant = tenant_or_click_error(slug)
         base = current_app.config.get("PUBLIC_URL") or os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
         with current_app.test_request_context(f"/{slug}/", base_url=base), tenant_scope(tenant.id):
             from flask import g

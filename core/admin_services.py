@@ -24,7 +24,6 @@ from core.models import (
     KIND_UNITS,
     LINE_PENDING,
     RES_ABSENT,
-    RES_PENDING,
     RES_RESERVED,
     RES_WAITLIST,
     TYPE_INSCRIPTION,
@@ -393,11 +392,6 @@ def delete_activity(activity: Activity) -> None:
         db.session.delete(slot)
     db.session.flush()
     db.session.delete(activity)
-
-
-def pending_reservations(activity_id: int) -> int:
-    return db.session.scalar(select(func.count()).select_from(Reservation).where(
-        Reservation.activity_id == activity_id, Reservation.status == RES_PENDING)) or 0
 
 
 # ---------------------------------------------------------------------------- commune settings

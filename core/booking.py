@@ -153,10 +153,6 @@ def _loaded(obj, relationship: str) -> bool:
     return relationship not in inspect(obj).unloaded
 
 
-def child_age_on(child: Child, day: date) -> int:
-    return child.age_on(day)
-
-
 # ====================================================================== rows the hot paths read and write
 #
 # A tick is the hottest request of an opening morning: it reads and writes plain rows (column

@@ -283,15 +283,6 @@ def responsables(family: Family) -> list[Responsable]:
     return rows
 
 
-def responsable_of(user: User) -> Responsable | None:
-    if user.family is None:
-        return None
-    for resp in responsables(user.family):
-        if resp.user_id == user.id:
-            return resp
-    return None
-
-
 # ====================================================================== targets
 
 def _target(entity: str, entity_id: int):

@@ -491,5 +491,5 @@ class WaitingTicket(TenantScoped, db.Model):
     started_at: Mapped[datetime | None]   # first wizard page after admission
 
 
+import core.dossier  # noqa: E402,F401  (registers the family file's models with the mapper)
 from core.admin_models import AllocationRun, AuditLog  # noqa: E402,F401  (back-office models)
-from core.dossier import *  # noqa: E402,F401,F403  (the family file's models)

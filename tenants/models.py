@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, String, func
+from sqlalchemy import JSON, BigInteger, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from extensions import db
@@ -36,3 +36,18 @@ class Tenant(db.Model):
 
     def __repr__(self) -> str:
         return f"<Tenant {self.slug}>"
+
+
+def tenant_by_slug(slug: str) -> Tenant | None:
+    """The commune of a slug (`/auray/`, `--tenant auray`), or None."""
+    return db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
+
+
+def tenant_or_click_error(slug: str) -> Tenant:
+    """The commune of a command's `--tenant`, or the command stops with a French message."""
+    import click
+
+    tenant = tenant_by_slug(slug)
+    if tenant is None:
+        raise click.ClickException(f"Commune inconnue : {slug} (lancez d'abord `flask tenants sync`)")
+    return tenant

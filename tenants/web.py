@@ -9,12 +9,12 @@ from functools import wraps
 from flask import abort, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.orm import make_transient_to_detached
 
 from extensions import db
 from tenants.context import set_tenant_id
-from tenants.models import Tenant
+from tenants.models import Tenant, tenant_by_slug
 
 _SEGMENT = re.compile(r"^/([a-z0-9]+(?:-[a-z0-9]+)*)(?:/|$)")
 NON_TENANT_SEGMENTS = {"static", "support", "langue", "healthz"}
@@ -63,7 +63,7 @@ def load_tenant(slug: str) -> Tenant:
     hit = _tenant_cache.get(slug) if ttl else None
     if hit is not None and hit[0] > now:
         return db.session.merge(hit[1], load=False)
-    tenant = db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
+    tenant = tenant_by_slug(slug)
     if tenant is None:
         abort(404)
     copy = Tenant(id=tenant.id, slug=tenant.slug, name=tenant.name, settings=tenant.settings,

@@ -9,6 +9,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from blueprints.htmx import is_htmx
 from blueprints.links import WebLinks
 from blueprints.reservations import bp
 from blueprints.reservations import planning as pl
@@ -77,10 +78,6 @@ def _cart_scope(cart: Cart):
     children = db.session.scalars(select(Child).where(Child.id.in_(cart.child_ids), Child.family_id == cart.family_id)
                                   .order_by(Child.birth_date)).all()
     return activities, children
-
-
-def _is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 # ---------------------------------------------------------------- "Modifier les réservations"
@@ -185,7 +182,7 @@ def planning(cart_id):
                     inscribed=inscribed)
     plan.nothing_open = not is_open
     count = len(plan.ctx.items)  # every item of the démarche (read with it)
-    template = "reservations/_planning_body.html" if _is_htmx() else "reservations/planning.html"
+    template = "reservations/_planning_body.html" if is_htmx() else "reservations/planning.html"
     return render_template(template, cart=cart, plan=plan, count=count)
 
 
@@ -269,7 +266,7 @@ def choose(cart_id):
             abort(404)
         ctx = _context_for(cart, {slot_id})
         cell, message = ctx.cell(child_id, slot_id), err.message
-    if not _is_htmx():
+    if not is_htmx():
         if message or cell.reason:
             flash(message or cell.message, "error")
         return redirect(request.form.get("back") or url_for("reservations.planning", cart_id=cart.id), code=303)

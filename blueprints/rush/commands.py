@@ -14,12 +14,9 @@ from extensions import db
 
 
 def _activity(slug: str, code: str):
+    """The activity `code` of the commune in scope (the caller checked the commune)."""
     from core.models import Activity
-    from tenants.models import Tenant
 
-    tenant = db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
-    if tenant is None:
-        raise click.ClickException(f"Commune inconnue : {slug}")
     activity = db.session.scalars(select(Activity).where(Activity.code == code)).first()
     if activity is None:
         raise click.ClickException(f"Activité inconnue dans {slug} : {code}")
@@ -48,11 +45,9 @@ def parse_opening(raw: str) -> datetime:
 def rush_open(slug, code, at, concurrent, minutes):
     """Set an activity's opening time and waiting room."""
     from tenants.context import tenant_scope
-    from tenants.models import Tenant
+    from tenants.models import tenant_or_click_error
 
-    tenant = db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
-    if tenant is None:
-        raise click.ClickException(f"Commune inconnue : {slug}")
+    tenant = tenant_or_click_error(slug)
     opening = parse_opening(at)
     with tenant_scope(tenant.id):
         activity = _activity(slug, code)
@@ -69,11 +64,9 @@ def rush_open(slug, code, at, concurrent, minutes):
 def rush_close(slug, code):
     """Remove the waiting room (and empty it); the opening time stays."""
     from tenants.context import tenant_scope
-    from tenants.models import Tenant
+    from tenants.models import tenant_or_click_error
 
-    tenant = db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
-    if tenant is None:
-        raise click.ClickException(f"Commune inconnue : {slug}")
+    tenant = tenant_or_click_error(slug)
     with tenant_scope(tenant.id):
         activity = _activity(slug, code)
         waiting_room.reset(activity)

@@ -12,6 +12,7 @@ from flask import abort, g, make_response, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from blueprints.htmx import is_htmx
 from core import waiting_room
 from core.models import Activity
 from extensions import db
@@ -22,12 +23,8 @@ GATED = {
 }
 
 
-def _is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def _resume_url(activity) -> str:
-    if request.method == "GET" and not _is_htmx():
+    if request.method == "GET" and not is_htmx():
         return request.full_path.rstrip("?")
     cart_id = (request.view_args or {}).get("cart_id")
     if cart_id is not None:
@@ -48,7 +45,7 @@ def gate(activities) -> None:
         if ticket.may_book:
             continue
         url = url_for("rush.wait", activity_id=activity.id, suite=_resume_url(activity))
-        if _is_htmx():
+        if is_htmx():
             response = make_response("", 200)
             response.headers["HX-Redirect"] = url
             abort(response)

@@ -4,6 +4,7 @@ from flask import g, make_response, redirect, render_template, request, session,
 from flask_babel import gettext as _
 from sqlalchemy.exc import OperationalError
 
+from blueprints.htmx import is_htmx
 from blueprints.links import safe_next
 from blueprints.rush import bp
 from core import waiting_room
@@ -30,10 +31,6 @@ def poll_seconds(position: int) -> int:
     return 120
 
 
-def _is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def _parent_id() -> int | None:
     """The logged-in parent of this commune, from the session alone: the waiting room is polled by
     thousands at once, so it spares the user query (the wizard's gate checks the account itself).
@@ -52,14 +49,14 @@ def wait(activity_id):
     suite = safe_next(request.args.get("suite"), url_for("reservations.step1", activity_id=activity.id))
     ticket = waiting_room.check(activity, user_id, enter=True)
     if ticket.may_book:
-        if _is_htmx():
+        if is_htmx():
             response = make_response("", 200)
             response.headers["HX-Redirect"] = suite
             return response
         return redirect(suite, code=303)
     context = {"activity": activity, "ticket": ticket, "suite": suite, "every": poll_seconds(ticket.position),
                "minutes": waiting_room.minutes_for(activity), "places": waiting_room.online_places_left(activity)}
-    if _is_htmx():
+    if is_htmx():
         return render_template("rush/_wait_status.html", **context)
     return render_template("rush/wait.html", **context)
 
@@ -92,7 +89,7 @@ def countdown(seconds: int) -> str:
 def _retry_answer():
     db.session.rollback()
     message = _("Réessayez dans un instant.")
-    if _is_htmx():  # keep the page as it is; say it where the grid says things
+    if is_htmx():  # keep the page as it is; say it where the grid says things
         response = make_response(render_template("rush/_retry.html", message=message), 200)
         response.headers["HX-Reswap"] = "none"
         return response

@@ -31,7 +31,7 @@ from core.clock import utcnow
 from core.models import DEMANDE_OPEN, Demande, SupportUser
 from extensions import db, limiter
 from tenants.context import tenant_scope, unscoped
-from tenants.models import Tenant
+from tenants.models import Tenant, tenant_by_slug
 from tenants.web import support_in
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def enter(slug):
     """The switch: recorded first, then a one-time token takes the support member into the commune."""
     if not SwitchForm().validate_on_submit():  # CSRF already checked; keeps the form API uniform
         return redirect(url_for("support.index"))
-    tenant = db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
+    tenant = tenant_by_slug(slug)
     if tenant is None:
         return render_template("error.html", status=404, title=_("Page introuvable"),
                                message=_("La page demandée n'existe pas.")), 404
