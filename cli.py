@@ -36,8 +36,55 @@ def sync_tenants(update: bool = False) -> list[str]:
     return done
 
 
-def load_tenant_activities(tenant, folder) -> list:
-    """The commune folder's activities.toml (inside the commune's scope)."""
+DEMO_WRITTEN_ON = "2026-12-01"  # the demo's dates (activities.toml, demo.toml) are written as of this day
+YEAR_OF_WEEKS = 364              # whole weeks: a shifted date keeps its weekday
+
+
+def _shift_dates(node, days: int):
+    """A copy of a TOML tree with every date moved by `days`."""
+    from datetime import date, datetime, timedelta
+
+    if isinstance(node, dict):
+        return {k: _shift_dates(v, days) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_shift_dates(v, days) for v in node]
+    if isinstance(node, date) and not isinstance(node, datetime):
+        return node + timedelta(days=days)
+    return node
+
+
+def _last_day(spec: dict):
+    """The last day of an activity that can be booked: its last session, or the end of its period."""
+    days = [d for session in spec.get("sessions", []) for d in session.get("dates", [session.get("date")]) if d]
+    return max(days) if days else spec["ends_on"]
+
+
+def demo_years(until, today) -> int:
+    """How many 52-week years to move a demo date so that it is not over (at least two weeks ahead):
+    `make run` shows open weeks to book, whatever the day."""
+    from datetime import timedelta
+
+    years = 0
+    while until + timedelta(days=years * YEAR_OF_WEEKS) < today + timedelta(days=14):
+        years += 1
+    return years
+
+
+def demo_aging():
+    """Demo children keep their age: their birth dates move by the whole 52-week years elapsed since
+    the demo was written."""
+    from datetime import date, timedelta
+
+    from core import clock
+
+    years = max(0, (clock.today() - date.fromisoformat(DEMO_WRITTEN_ON)).days // YEAR_OF_WEEKS)
+    return timedelta(days=years * YEAR_OF_WEEKS)
+
+
+def load_tenant_activities(tenant, folder, *, demo: bool = False) -> list:
+    """The commune folder's activities.toml (inside the commune's scope).  For the demo, an activity
+    whose period is over is moved by whole 52-week years until it is not (the file stays the truth)."""
+    from core import clock
     from core.activity_config import load_activities
 
     path = folder.path / "activities.toml"
@@ -45,6 +92,10 @@ def load_tenant_activities(tenant, folder) -> list:
         return []
     with open(path, "rb") as fh:
         data = tomllib.load(fh)
+    if demo:
+        today = clock.today()
+        data["activities"] = [_shift_dates(spec, demo_years(_last_day(spec), today) * YEAR_OF_WEEKS)
+                              for spec in data.get("activities", [])]
     return load_activities(data, zone=tenant.setting("zone_vacances", default="A"))
 
 
@@ -72,6 +123,7 @@ def load_demo_data() -> list[str]:
     report = sync_tenants()
     pw = hash_password(DEMO_PASSWORD)
     now = utcnow()
+    aging = demo_aging()
     for folder in discover(current_app.config["TENANTS_DIR"]):
         if not folder.demo_file.is_file():
             continue
@@ -79,7 +131,7 @@ def load_demo_data() -> list[str]:
             demo = tomllib.load(fh)
         tenant = tenant_by_slug(folder.slug)
         with tenant_scope(tenant.id):
-            acts = load_tenant_activities(tenant, folder)
+            acts = load_tenant_activities(tenant, folder, demo=True)
             report.extend(f"  {folder.slug}: activité {a.code}" for a in acts)
             for agent in demo.get("agents", []):
                 email = normalize_email(agent["email"])
@@ -96,7 +148,7 @@ def load_demo_data() -> list[str]:
                 for child in fam.get("children", []):
                     birth = child["birth_date"]
                     kid = Child(tenant_id=tenant.id, first_name=child["first_name"], last_name=child["last_name"],
-                                birth_date=birth if isinstance(birth, date) else date.fromisoformat(birth),
+                                birth_date=(birth if isinstance(birth, date) else date.fromisoformat(birth)) + aging,
                                 school=child.get("school"), class_name=child.get("class_name"))
                     family.children.append(kid)
                     for code in child.get("inscriptions", []):

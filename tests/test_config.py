@@ -44,16 +44,17 @@ def test_demo_data_loads_the_accounts_the_readme_lists(app, tenants):
 
     from sqlalchemy import select
 
-    from cli import DEMO_PASSWORD, load_demo_data
+    from cli import DEMO_PASSWORD, demo_aging, load_demo_data
+    from core import clock
     from core.accounts import check_password
-    from core.models import SupportUser, User
+    from core.models import Slot, SupportUser, User
     from extensions import db
     from tenants.context import tenant_scope, unscoped
 
     with app.app_context():
         load_demo_data()
         load_demo_data()  # idempotent
-        season_start = date(2026, 9, 1)
+        season_start = date(2026, 9, 1) + demo_aging()
         for slug in ("auray", "saint-loubes", "saint-aubin-de-medoc"):
             with tenant_scope(tenants[slug]):
                 agent = db.session.scalars(select(User).where(User.email == f"agent@{slug}.test")).one()
@@ -69,6 +70,8 @@ def test_demo_data_loads_the_accounts_the_readme_lists(app, tenants):
                     assert len(ages) == 1 and 7 <= ages[0] <= 9
                 for user in (agent, parent):
                     assert user.email.endswith(".test")
+                # whatever the day, the demo has dates ahead to book (periods over move by whole years)
+                assert db.session.scalars(select(Slot.day).where(Slot.day >= clock.today())).first() is not None
         with unscoped():
             assert db.session.scalars(select(SupportUser.email)).all() == ["support@portail.test"]
         db.session.remove()
