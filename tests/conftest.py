@@ -54,6 +54,17 @@ def pytest_configure(config):
         _traveller.start()
 
 
+def travelling(env: dict) -> dict:
+    """The environment of a Python process started by a test: on the tests' clock when it travels."""
+    if not TODAY:
+        return env
+    from core.clock import now_local
+
+    folder = str(Path(__file__).resolve().parent / "timetravel")
+    path = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH", "")) if p)
+    return dict(env, PYTHONPATH=path, PORTAIL_TRAVEL_TO=now_local().isoformat())
+
+
 def pytest_unconfigure(config):
     if _traveller is not None:
         _traveller.stop()

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from core.models import MAIL_FAILED, MAIL_PENDING, MAIL_QUEUED, MAIL_SENT, OutboxMail
 from extensions import db
 from tenants.context import unscoped
+from tests.conftest import travelling
 from tests.mail_support import start_smtp
 
 pytestmark = pytest.mark.redis
@@ -62,11 +63,12 @@ class Services:
         args = ([str(Path(sys.executable).parent / "rq"), "worker", "--burst", "--url", self.redis_url,
                  self.queue_name] if kind == "rq" else [sys.executable, "-m", "flask", "--app", "app", "worker",
                                                         "--burst"])
-        return subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        return subprocess.Popen(args, cwd=ROOT, env=travelling(self.env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
 
     def _run(self, args, env):
-        out = subprocess.run(args, cwd=ROOT, env=dict(self.env, **env), capture_output=True, text=True, timeout=180)
+        out = subprocess.run(args, cwd=ROOT, env=travelling(dict(self.env, **env)), capture_output=True, text=True,
+                             timeout=180)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         return out
 

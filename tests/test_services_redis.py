@@ -1,5 +1,6 @@
 """Real Redis: mails through RQ, the throttle's storage.  Skipped without TEST_REDIS_URL, failed in CI."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from core.models import MAIL_PENDING, MAIL_QUEUED, MAIL_SENT, OutboxMail
 from extensions import db
 from tenants.context import unscoped
+from tests.conftest import travelling
 
 pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +114,8 @@ def test_login_throttle_works_with_redis_storage(redis_url, tmp_path):
         assert "Redis" in type(limiter.storage).__name__, type(limiter.storage)
         print(codes)
     """)
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env=travelling(dict(os.environ)))
     assert out.returncode == 0, out.stderr[-2000:]
     codes = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own output
     assert codes[:10] == [200] * 10 and codes[10] == 429
