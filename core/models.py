@@ -492,4 +492,6 @@ class WaitingTicket(TenantScoped, db.Model):
 
 
 from core.admin_models import AllocationRun, AuditLog  # noqa: E402,F401  (back-office models)
+from core.calendar_feed import CalendarFeed  # noqa: E402,F401  (the family's calendar feed)
+from core.documents.models import *  # noqa: E402,F401,F403  (pièces justificatives)
 from core.dossier import *  # noqa: E402,F401,F403  (the family file's models)

@@ -12,7 +12,7 @@ from blueprints.admin.common import actor_name, audit, int_arg, no_change
 from blueprints.admin.forms import DecisionForm, options, parse_date
 from blueprints.links import WebLinks, safe_next
 from core import admin_services as svc
-from core.demandes import STATUS_LABELS, AlreadyDecided, decide
+from core.demandes import STATUS_LABELS, AlreadyDecided, PiecesMissing, decide
 from core.locking import Busy
 from core.models import (
     DEMANDE_OPEN,
@@ -132,6 +132,11 @@ def demande_decide(demande_id):
         no_change()
         flash(err.message, "error")
         return redirect(url_for("admin.demande", demande_id=item.id), code=303)
+    except PiecesMissing as err:
+        db.session.rollback()
+        no_change()
+        form.action.errors.append(err.message)
+        return _render(_load(demande_id), form, choices, status=409)
     except Busy:
         db.session.rollback()
         no_change()
