@@ -160,7 +160,7 @@ def test_an_expired_piece_blocks_again(app, family_with_activity, web):
     assert "Expirée depuis le" in page
     ask_inscription(web, "saint-loubes", act["id"], [child])
     assert inscription_status(app, tid, child, act["id"]) == INSCRIPTION_PENDING
-    dashboard = web.get("/saint-loubes/famille").get_data(as_text=True).replace("&#39;", "'")
+    dashboard = web.get("/saint-loubes/mon-espace").get_data(as_text=True).replace("&#39;", "'")
     assert "Pièce justificative expirée : Justificatif de domicile" in dashboard
 
     upload(web, "saint-loubes", types["domicile"], PDF)  # the family replaces it; the agent validates
@@ -228,28 +228,42 @@ class CountingStream(io.RawIOBase):
 
     def __init__(self, size):
         self.size = size
+        self.pos = 0
         self.read_bytes = 0
 
     def readable(self):
         return True
 
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, offset, whence=0):
+        self.pos = {0: offset, 1: self.pos + offset, 2: self.size + offset}[whence]
+        return self.pos
+
     def readinto(self, buffer):
-        n = min(len(buffer), self.size - self.read_bytes)
+        n = max(0, min(len(buffer), self.size - self.pos))
         buffer[:n] = b"0" * n
+        self.pos += n
         self.read_bytes += n
         return n
 
 
-def test_a_30_mb_file_is_refused_without_reading_it(app, make_family, piece_types, web):
-    types = piece_types("auray")
+@pytest.mark.parametrize("megabytes", [30, 12])
+def test_a_30_mb_file_is_refused_without_reading_it(app, make_family, piece_types, web, megabytes):
+    """30 MB is over every limit; 12 MB only over the pieces' 10 MB, refused all the same before reading."""
+    piece_types("auray")
     fam = make_family("auray")
     web.login("auray", fam["email"])
     web.get("/auray/pieces/")
-    size = 30 * 1024 * 1024
+    size = megabytes * 1024 * 1024
     stream = CountingStream(size)
     response = web.client.post("/auray/pieces/envoyer", input_stream=stream,
                                content_type="multipart/form-data; boundary=xyz",
-                               headers={"Content-Length": str(size)})
+                               content_length=size)
     assert response.status_code == 413
     assert "Le fichier dépasse la taille maximale de 10 Mo." in response.get_data(as_text=True).replace("&#39;", "'")
     assert stream.read_bytes < 1024 * 1024
@@ -343,7 +357,8 @@ def test_retention_deletes_the_file_from_the_storage(app, make_family, piece_typ
     set_validated(app, fam["tenant_id"], kept["id"], clock.today() - timedelta(days=89))
     with app.app_context():
         assert get_storage().exists(old["key"])
-    done = sweep_now()
+    with app.app_context():
+        done = sweep_now()
     assert done["purged"] == 1
     with app.app_context():
         assert not get_storage().exists(old["key"])
@@ -356,15 +371,15 @@ def test_the_deletion_request_deletes_the_pieces_and_the_export_lists_them(app, 
     fam = make_family("auray")
     web.login("auray", fam["email"])
     upload(web, "auray", types["domicile"], PDF, filename="edf-mars.pdf")
-    export = web.get("/auray/famille/export.json")
+    export = web.get("/auray/famille/mes-donnees.json")
     assert export.status_code == 200
     data = export.get_json()
     assert [p["filename"] for p in data["pieces"]] == ["edf-mars.pdf"]
     assert data["pieces"][0]["status"] == "pending" and "storage_key" not in data["pieces"][0]
     key = pieces(app, fam["tenant_id"])[0]["key"]
-    response = web.post("/auray/famille/suppression", {"reason": "Déménagement", "confirm": "y"},
-                        page="/auray/famille/suppression")
-    assert response.status_code in (302, 303)
+    response = web.post("/auray/famille/supprimer-mon-compte", {"reason": "Déménagement", "confirm": "y", "password": fam["password"]},
+                        page="/auray/famille/supprimer-mon-compte")
+    assert response.status_code == 200 and "Demande de suppression enregistrée" in response.get_data(as_text=True)
     assert pieces(app, fam["tenant_id"]) == []
     with app.app_context():
         assert not get_storage().exists(key)
@@ -379,12 +394,13 @@ def test_expiry_is_announced_once_by_mail_and_on_the_dashboard(app, make_family,
     upload(web, "auray", types["domicile"], PDF)
     piece = pieces(app, fam["tenant_id"])[0]
     set_validated(app, fam["tenant_id"], piece["id"], clock.today() + timedelta(days=20))
-    assert sweep_now()["announced"] == 1
-    assert sweep_now()["announced"] == 0
+    with app.app_context():
+        assert sweep_now()["announced"] == 1
+        assert sweep_now()["announced"] == 0
     mails = [m for m in outbox.to(fam["email"]) if "expire" in m["Subject"]]
     assert len(mails) == 1
     assert "Justificatif de domicile" in outbox.text(mails[0])
-    dashboard = web.get("/auray/famille").get_data(as_text=True).replace("&#39;", "'")
+    dashboard = web.get("/auray/mon-espace").get_data(as_text=True).replace("&#39;", "'")
     assert "Pièces bientôt expirées" in dashboard
 
 

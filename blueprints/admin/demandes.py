@@ -77,10 +77,28 @@ def _load(demande_id: int) -> Demande:
     return demande
 
 
+def _pieces(demande: Demande) -> list:
+    """The pieces each (child, activity) of the demande needs, and where each stands today."""
+    from core.documents import services as pieces
+
+    family_pieces, piece_types = pieces.family_pieces(demande.family_id), pieces.types()
+    out, seen = [], set()
+    for line in demande.lines:
+        key = (line.child_id, line.activity_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        for slot in pieces.requirements(demande.family_id, line.activity, [line.child], pieces=family_pieces,
+                                        piece_types=piece_types):
+            out.append((line, slot))
+    return out
+
+
 def _render(demande: Demande, form: DecisionForm, choices: dict | None = None, status: int = 200):
     members = db.session.scalars(select(User).where(User.family_id == demande.family_id).order_by(User.id)).all()
     return render_template("admin/demande.html", demande=demande, views=svc.line_views(demande), form=form,
                            members=members, choices=choices or {}, is_open=demande.status in DEMANDE_OPEN,
+                           pieces=_pieces(demande),
                            next_url=safe_next(request.values.get("next"), "")), status
 
 
