@@ -92,7 +92,7 @@ def upload():
         error = _("Choisissez le fichier à envoyer (PDF, JPEG ou PNG).")
     else:
         try:
-            piece = svc.upload(family=family, user=current_user, piece_type=piece_type, child=child,
+            svc.upload(family=family, user=current_user, piece_type=piece_type, child=child,
                                stream=upload_file.stream, filename=upload_file.filename,
                                tenant_slug=current_tenant().slug,
                                max_bytes=current_app.config["PIECES_MAX_BYTES"])
