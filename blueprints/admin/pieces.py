@@ -19,7 +19,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from blueprints.admin import bp
 from blueprints.admin.common import audit, no_change
@@ -76,11 +76,11 @@ class TypeForm(FlaskForm):
 
 class RetentionForm(FlaskForm):
     days_after_expiry = IntegerField(_l("Suppression des pièces expirées après (jours)"), validators=[
-        DataRequired(REQUIRED), NumberRange(min=1, max=3650, message=_l("Saisissez un nombre entre 1 et 3650."))])
+        InputRequired(REQUIRED), NumberRange(min=1, max=3650, message=_l("Saisissez un nombre entre 1 et 3650."))])
     days_after_refusal = IntegerField(_l("Suppression des pièces refusées après (jours)"), validators=[
-        DataRequired(REQUIRED), NumberRange(min=1, max=3650, message=_l("Saisissez un nombre entre 1 et 3650."))])
+        InputRequired(REQUIRED), NumberRange(min=1, max=3650, message=_l("Saisissez un nombre entre 1 et 3650."))])
     announce_days = IntegerField(_l("Prévenir la famille avant l'expiration (jours)"), validators=[
-        DataRequired(REQUIRED), NumberRange(min=1, max=365, message=_l("Saisissez un nombre entre 1 et 365."))])
+        InputRequired(REQUIRED), NumberRange(min=1, max=365, message=_l("Saisissez un nombre entre 1 et 365."))])
 
 
 # ---------------------------------------------------------------- the queue
