@@ -25,12 +25,14 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
-## make lock: resolve pyproject.toml's ranges again into the two lock files (pip-tools, hashes)
+## make lock: the lock files follow pyproject.toml (new or removed dependencies; pins kept otherwise);
+## make lock LOCK_UPGRADE=--upgrade takes the newest versions the ranges allow
+LOCK_UPGRADE ?=
 lock:
 	test -x .venv-lock/bin/pip-compile || ($(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet "pip-tools==7.*")
-	.venv-lock/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	.venv-lock/bin/pip-compile --quiet $(LOCK_UPGRADE) --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
 	    --no-emit-find-links --extra dev -o $(LOCK_DEV) pyproject.toml
-	.venv-lock/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	.venv-lock/bin/pip-compile --quiet $(LOCK_UPGRADE) --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
 	    --no-emit-find-links -c $(LOCK_DEV) -o $(LOCK) pyproject.toml
 
 translations: install

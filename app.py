@@ -113,6 +113,7 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.demandes import bp as demandes_bp
     from blueprints.famille import bp as famille_bp
     from blueprints.inscriptions import bp as inscriptions_bp
+    from blueprints.pieces import bp as pieces_bp
     from blueprints.public import bp as public_bp
     from blueprints.reservations import bp as reservations_bp
     from blueprints.rush import bp as rush_bp
@@ -126,6 +127,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(inscriptions_bp)
     app.register_blueprint(demandes_bp)
     app.register_blueprint(agenda_bp)
+    app.register_blueprint(pieces_bp)
     app.register_blueprint(support_bp)
     app.register_blueprint(rush_bp)
 

@@ -19,6 +19,10 @@ DEMO_PASSWORD = "Portail-Demo-2026"
 
 
 def sync_tenants(update: bool = False) -> list[str]:
+    """Communes of the folders: new ones created with their types of pièces justificatives; with
+    `update`, the settings (and piece types) of existing ones overwritten by their files."""
+    from core.documents.config import load_folder_pieces
+    from tenants.context import tenant_scope
     from tenants.models import Tenant, tenant_by_slug
     from tenants.registry import discover
 
@@ -26,12 +30,18 @@ def sync_tenants(update: bool = False) -> list[str]:
     for folder in discover(current_app.config["TENANTS_DIR"]):
         tenant = tenant_by_slug(folder.slug)
         if tenant is None:
-            db.session.add(Tenant(slug=folder.slug, name=folder.name, settings=folder.settings))
+            tenant = Tenant(slug=folder.slug, name=folder.name, settings=folder.settings)
+            db.session.add(tenant)
+            db.session.flush()
             done.append(f"+ {folder.slug}")
         elif update:
             tenant.name = folder.name
             tenant.settings = folder.settings
             done.append(f"~ {folder.slug}")
+        else:
+            continue
+        with tenant_scope(tenant.id):
+            load_folder_pieces(tenant, folder.path, update=update)
     db.session.commit()
     return done
 
@@ -133,6 +143,11 @@ def load_demo_data() -> list[str]:
         with tenant_scope(tenant.id):
             acts = load_tenant_activities(tenant, folder, demo=True)
             report.extend(f"  {folder.slug}: activité {a.code}" for a in acts)
+            from core.documents.config import load_folder_pieces
+
+            pieces = load_folder_pieces(tenant, folder.path)
+            if pieces:
+                report.append(f"  {folder.slug}: {len(pieces)} type(s) de pièces justificatives")
             for agent in demo.get("agents", []):
                 email = normalize_email(agent["email"])
                 if db.session.scalars(select(User).where(User.email == email)).first():
@@ -213,6 +228,25 @@ def register(app) -> None:
         with tenant_scope(tenant.id):
             for activity in load_tenant_activities(tenant, folder):
                 click.echo(f"{activity.code}\t{activity.name}")
+            db.session.commit()
+
+    @tenants.command("pieces")
+    @click.argument("slug")
+    @click.option("--update", is_flag=True, help="Overwrite the types already in the database (agents' changes).")
+    def tenants_pieces(slug, update):
+        """Load a commune's pieces.toml: the types of pièces justificatives (new ones; --update overwrites)."""
+        from core.documents.config import load_folder_pieces
+        from tenants.context import tenant_scope
+        from tenants.models import tenant_or_click_error
+        from tenants.registry import discover
+
+        tenant = tenant_or_click_error(slug)
+        folder = next((f for f in discover(current_app.config["TENANTS_DIR"]) if f.slug == slug), None)
+        if folder is None:
+            raise click.ClickException(f"Pas de dossier tenants/{slug}/")
+        with tenant_scope(tenant.id):
+            for row in load_folder_pieces(tenant, folder.path, update=update):
+                click.echo(f"{row.code}\t{row.label}")
             db.session.commit()
 
     @tenants.command("list")
@@ -318,7 +352,8 @@ def register(app) -> None:
         if queue is None:
             raise click.ClickException("REDIS_URL n'est pas défini : les mails partent en ligne, sans worker.")
         SweepingWorker([queue], connection=queue.connection,
-                       sweep_interval=current_app.config["MAIL_SWEEP_INTERVAL"]).work(burst=burst, with_scheduler=True)
+                       sweep_interval=current_app.config["MAIL_SWEEP_INTERVAL"],
+                       pieces_interval=current_app.config["PIECES_SWEEP_INTERVAL"]).work(burst=burst, with_scheduler=True)
 
     @app.cli.group()
     def reservations():
@@ -331,6 +366,18 @@ def register(app) -> None:
 
         total = expire_everywhere()
         click.echo(f"{total} démarche(s) expirée(s).")
+
+    @app.cli.group()
+    def pieces():
+        """Pièces justificatives."""
+
+    @pieces.command("sweep")
+    def pieces_sweep():
+        """Announce the pieces expiring soon (once each) and delete those past their retention, now."""
+        from jobs.pieces import sweep_now
+
+        done = sweep_now()
+        click.echo(f"{done['announced']} pièce(s) annoncée(s), {done['purged']} supprimée(s).")
 
     @app.cli.group()
     def mail():

@@ -64,6 +64,17 @@ class BaseConfig:
     # RQ: no REDIS_URL means mails and jobs run inline, in the process
     REDIS_URL = None
     RQ_QUEUE = os.environ.get("RQ_QUEUE", "portail")
+    # Pièces justificatives: where files live (local folder outside the web root by default, or an
+    # S3-compatible store for several web servers), the largest file, how often the worker runs the
+    # expiry announcements and retention.
+    PIECES_STORAGE = os.environ.get("PIECES_STORAGE", "local")
+    PIECES_STORAGE_DIR = os.environ.get("PIECES_STORAGE_DIR") or None   # default <instance>/pieces
+    PIECES_S3_BUCKET = os.environ.get("PIECES_S3_BUCKET")
+    PIECES_S3_ENDPOINT_URL = os.environ.get("PIECES_S3_ENDPOINT_URL")
+    PIECES_S3_REGION = os.environ.get("PIECES_S3_REGION")
+    PIECES_S3_PREFIX = os.environ.get("PIECES_S3_PREFIX", "")
+    PIECES_MAX_BYTES = int(os.environ.get("PIECES_MAX_BYTES", str(10 * 1024 * 1024)))
+    PIECES_SWEEP_INTERVAL = int(os.environ.get("PIECES_SWEEP_INTERVAL", "3600"))
     PREFERRED_URL_SCHEME = "http"
     PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
     ALLOW_TEST_EMAIL_DOMAIN = True  # demo and test data use .test addresses

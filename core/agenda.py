@@ -435,3 +435,48 @@ def declare_absence(res: Reservation, *, user: User, motif: str, document: str |
                                        note=str(_l("Absence enregistrée : la place reste attribuée."))))
     db.session.flush()
     return demande
+
+
+# ====================================================================== calendar feed (read side)
+
+FEED_STATUSES = (RES_RESERVED, RES_PENDING, RES_ABSENT)
+
+
+@dataclass
+class FeedItem:
+    """One booked day of a child, as the family's calendar feed (core/calendar_feed.py) writes it."""
+
+    reservation_id: int
+    day: date
+    child_name: str
+    activity_name: str
+    label: str
+    hours: str | None
+    start_time: str | None
+    end_time: str | None
+    time_slot: str | None
+    place: str | None
+    status: str
+
+    @property
+    def status_word(self) -> str:
+        return str(STATUS_WORDS.get(self.status) or OTHER_STATUS_WORDS.get(self.status, self.status))
+
+
+def feed_items(family_id: int, start: date, end: date) -> list[FeedItem]:
+    """Public read function for the calendar feed: the family's reserved, pending and absent
+    bookings touching [start, end], one item per date (a stage over several dates gives one per
+    date), ordered by day.  Waiting-list places, held, cancelled and refused bookings are left out.
+    One query, in the current commune's scope."""
+    out = []
+    for res, slot, activity, unit, child in _rows(family_id, start, end, statuses=FEED_STATUSES):
+        label = (unit.label if unit is not None else slot.title) or activity.name
+        for when in slot_dates(slot):
+            if start <= when <= end:
+                out.append(FeedItem(
+                    reservation_id=res.id, day=when, child_name=child.first_name, activity_name=activity.name,
+                    label=label, hours=_hours(slot, unit, label), start_time=slot.start_time,
+                    end_time=slot.end_time, time_slot=slot.time_slot or (unit.code if unit is not None else None),
+                    place=activity.structure, status=res.status))
+    out.sort(key=lambda i: (i.day, i.start_time or "", i.label, i.child_name, i.reservation_id))
+    return out

@@ -96,6 +96,10 @@ class AlreadyDecided(DemandeError):
     pass
 
 
+class PiecesMissing(DemandeError):
+    """An inscription cannot be accepted while a piece it needs is not validated and valid."""
+
+
 def next_number(name: str = "demande") -> int:
     """Allocate the commune's next number under a row lock (gap-free, unique per commune)."""
     counter = db.session.scalars(select(Counter).where(Counter.name == name)).first()
@@ -225,7 +229,11 @@ def submit_cart(cart: Cart, user: User, *, links) -> Demande:
 
 def create_inscription_demande(*, user: User, family, activity: Activity, children: list[Child], links) -> Demande:
     """"Créer une inscription": several children at once, validated by the commune or at once."""
+    from core.documents.services import missing, missing_text
+
     immediate = activity.inscription_validation == VALIDATION_IMMEDIATE
+    # pieces justificatives the activity needs: an immediate inscription waits for them
+    waiting = {child.id: missing(family.id, activity, [child]) for child in children}
     demande = Demande(number=next_number(), type=TYPE_INSCRIPTION, family_id=family.id, requester_id=user.id,
                       status=DEMANDE_DEPOSEE)
     db.session.add(demande)
@@ -239,16 +247,20 @@ def create_inscription_demande(*, user: User, family, activity: Activity, childr
         if ins is None:
             ins = Inscription(child_id=child.id, activity_id=activity.id)
             db.session.add(ins)
-        ins.status = INSCRIPTION_ACCEPTED if immediate else INSCRIPTION_PENDING
+        at_once = immediate and not waiting[child.id]
+        ins.status = INSCRIPTION_ACCEPTED if at_once else INSCRIPTION_PENDING
         ins.demande_id = demande.id
-        ins.decided_at = utcnow() if immediate else None
+        ins.decided_at = utcnow() if at_once else None
         demande.lines.append(DemandeLine(
             tenant_id=demande.tenant_id, position=position, action=ACTION_INSCRIPTION, child_id=child.id,
-            activity_id=activity.id, status=LINE_ACCEPTED if immediate else LINE_PENDING,
+            activity_id=activity.id, status=LINE_ACCEPTED if at_once else LINE_PENDING,
             label=f"{activity.name} {activity.season} — {child.first_name}"))
     demande.status = _status_from_lines(demande.lines)
     demande.summary = f"{activity.name} {activity.season} - {', '.join(c.first_name for c in children)}"[:300]
-    _event(demande, DEMANDE_DEPOSEE, user.display_name)
+    needed = [slot for child in children for slot in waiting[child.id] if slot.child is None or slot.child == child]
+    unique = list({slot.key: slot for slot in needed}.values())
+    _event(demande, DEMANDE_DEPOSEE, user.display_name,
+           str(_l("En attente des pièces justificatives : %(pieces)s", pieces=missing_text(unique))) if unique else None)
     if demande.status != DEMANDE_DEPOSEE:
         demande.decided_at = utcnow()
         demande.decided_by = str(_l("Traitement automatique"))
@@ -276,6 +288,8 @@ def decide(demande: Demande, *, accept: set[int], refuse: set[int], motif: str |
         if line_id not in accept and line_id not in refuse:
             continue
         ok = line_id in accept
+        if ok and line.action == ACTION_INSCRIPTION:
+            _check_pieces(demande, line)
         line.status = LINE_ACCEPTED if ok else LINE_REFUSED
         if not ok:
             line.motif = motif
@@ -309,6 +323,16 @@ def decide(demande: Demande, *, accept: set[int], refuse: set[int], motif: str |
     if not remaining and demande.requester is not None:
         _mail_demande(demande, demande.requester, links, "demande_decided")
     return demande
+
+
+def _check_pieces(demande: Demande, line: DemandeLine) -> None:
+    from core.documents.services import missing, missing_text
+
+    absent = missing(demande.family_id, line.activity, [line.child])
+    if absent:
+        raise PiecesMissing("pieces", str(_l("Pièces manquantes au dossier pour %(child)s : %(pieces)s. "
+                                             "Validez-les d'abord, ou refusez la demande avec ce motif.",
+                                             child=line.child.first_name, pieces=missing_text(absent))))
 
 
 def cancel_demande(demande: Demande, user: User) -> Demande:

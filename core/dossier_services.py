@@ -962,6 +962,12 @@ def request_account_deletion(user: User, reason: str | None) -> AccountDeletionR
                                  reason=(reason or "").strip() or None)
     db.session.add(row)
     user.deactivated_at = utcnow()
+    if user.family_id is not None and not db.session.scalar(select(func.count()).select_from(User).where(
+            User.family_id == user.family_id, User.id != user.id, User.deactivated_at.is_(None))):
+        # the family's last active account: its pièces justificatives go now (files after the commit)
+        from core.documents.services import purge_family
+
+        purge_family(user.family_id)
     for inv in db.session.scalars(select(FamilyInvitation).where(FamilyInvitation.invited_by_id == user.id,
                                                                  FamilyInvitation.accepted_at.is_(None))):
         inv.revoked_at = utcnow()
@@ -1055,9 +1061,13 @@ def readiness(family: Family, now: datetime | None = None) -> list[Readiness]:
         Activity.archived.is_(False), Activity.ends_on >= today).order_by(Activity.position, Activity.starts_on)))
     inscriptions = {(i.child_id, i.activity_id): i for i in db.session.scalars(
         select(Inscription).where(Inscription.child_id.in_(ids)))}
+    from core.documents import services as pieces
+
+    family_pieces, piece_types = pieces.family_pieces(family.id), pieces.types()
     out = []
     for child in children:
         result = Readiness(child)
+        needing = []
         for act in activities:
             ins = inscriptions.get((child.id, act.id))
             upcoming = act.opening_at is not None and act.opening_at > local_now
@@ -1081,6 +1091,10 @@ def readiness(family: Family, now: datetime | None = None) -> list[Readiness]:
                 result.messages.append(_("Pré-inscription à « %(activity)s » refusée.", activity=act.name))
             elif ins.status != INSCRIPTION_ACCEPTED:
                 continue
+            if ins is not None and ins.status in (INSCRIPTION_PENDING, INSCRIPTION_ACCEPTED):
+                needing.append(act)
+        result.messages.extend(pieces.readiness_messages(family, child, needing, today=today, pieces=family_pieces,
+                                                         piece_types=piece_types))
         missing = health_missing(healths.get(child.id))
         if missing:
             result.messages.append(_("Informations santé incomplètes : %(fields)s.", fields=", ".join(missing)))
@@ -1107,6 +1121,12 @@ def _j(value):
 
 def _columns(obj, skip=("tenant_id",)) -> dict:
     return {c.key: _j(getattr(obj, c.key)) for c in obj.__table__.columns if c.key not in skip}
+
+
+def _pieces_export(family: Family) -> list[dict]:
+    from core.documents import services as pieces
+
+    return pieces.export(family.id)
 
 
 def export_family(family: Family, tenant) -> dict:
@@ -1157,6 +1177,7 @@ def export_family(family: Family, tenant) -> dict:
         "health_access_log": [{"agent": h.agent_name, "child_id": h.child_id, "at": _j(h.at), "context": h.context}
                               for h in db.session.scalars(select(HealthAccessLog).where(
                                   HealthAccessLog.family_id == family.id).order_by(HealthAccessLog.id))],
+        "pieces": _pieces_export(family),
         "deletion_requests": [{"email": d.user_email, "requested_at": _j(d.requested_at), "status": d.status}
                               for d in db.session.scalars(select(AccountDeletionRequest).where(
                                   AccountDeletionRequest.family_id == family.id))],

@@ -36,6 +36,8 @@ SUBJECTS = {
     "email_change_confirm": _l("Confirmez votre nouvelle adresse e-mail"),
     "email_changed_notice": _l("Votre adresse de connexion a été modifiée"),
     "lists_published": _l("Les listes sont établies"),
+    "piece_refused": _l("Pièce justificative refusée"),
+    "piece_expiring": _l("Une pièce justificative expire bientôt"),
 }
 
 
@@ -55,6 +57,8 @@ def _context(mail: OutboxMail, tenant: Tenant) -> dict:
     ctx = dict(mail.context or {}, tenant=tenant, mail=mail)
     if "deposited_at" in ctx:
         ctx["deposited_on"] = _when(ctx["deposited_at"], "d MMMM yyyy")
+    if "valid_until" in ctx:
+        ctx["valid_until_text"] = _when(ctx["valid_until"], "d MMMM yyyy")
     if "first_date" in ctx:
         ctx["first_date_text"] = _when(ctx["first_date"], "EEEE d MMMM yyyy")
     return ctx

@@ -18,9 +18,11 @@ log = logging.getLogger(__name__)
 
 
 class SweepingWorker(Worker):
-    def __init__(self, *args, sweep_interval: int = 60, **kwargs):
+    def __init__(self, *args, sweep_interval: int = 60, pieces_interval: int = 3600, **kwargs):
         self.sweep_interval = max(1, int(sweep_interval))
+        self.pieces_interval = max(1, int(pieces_interval))
         self._last_sweep: float | None = None
+        self._last_pieces: float | None = None
         super().__init__(*args, **kwargs)
 
     @property
@@ -47,17 +49,26 @@ class SweepingWorker(Worker):
         from jobs.mail import sweep
 
         try:
-            count = sweep()
-            if count:
-                log.info("sweep: %d mail(s) handed over again", count)
-        except Exception:  # noqa: BLE001 - the next sweep tries again; the worker keeps working
-            log.exception("sweep failed")
-        try:
-            expired = expire_everywhere()
-            if expired:
-                log.info("sweep: %d abandoned démarche(s) released", expired)
-        except Exception:  # noqa: BLE001
-            log.exception("holds sweep failed")
+            try:
+                count = sweep()
+                if count:
+                    log.info("sweep: %d mail(s) handed over again", count)
+            except Exception:  # noqa: BLE001 - the next sweep tries again; the worker keeps working
+                log.exception("sweep failed")
+            try:
+                expired = expire_everywhere()
+                if expired:
+                    log.info("sweep: %d abandoned démarche(s) released", expired)
+            except Exception:  # noqa: BLE001
+                log.exception("holds sweep failed")
+            if self._last_pieces is None or monotonic() - self._last_pieces >= self.pieces_interval:
+                self._last_pieces = monotonic()
+                try:  # pièces justificatives: expiry announcements and retention, one job per commune
+                    from jobs.pieces import enqueue_everywhere
+
+                    enqueue_everywhere()
+                except Exception:  # noqa: BLE001
+                    log.exception("pieces sweep failed")
         finally:  # jobs run in forked processes: leave them no inherited database connection
             db.session.remove()
             db.engine.dispose()

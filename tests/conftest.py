@@ -154,6 +154,7 @@ def app(database_url, outbox_dir):
 
         upgrade(directory=str(Path(__file__).resolve().parent.parent / "migrations"))
         sync_tenants()
+    _empty_tables(application)  # every test starts with the communes alone (sync also loads piece types)
     yield application
     with application.app_context():
         db.engine.dispose()
@@ -423,3 +424,30 @@ def inscribe(app):
             db.session.remove()
 
     return factory
+
+
+# ------------------------------------------------------------------ pièces justificatives
+
+@pytest.fixture
+def piece_types(app, tenants, tmp_path):
+    """piece_types("saint-loubes", required_for=["kids"]) -> {code: id}; files go to a folder of the test."""
+    from core.documents.config import load_pieces
+    from tenants.context import tenant_scope
+    from tenants.models import Tenant
+    from tests.pieces_data import types_spec
+
+    app.config["PIECES_STORAGE_DIR"] = str(tmp_path / "pieces")
+    app.extensions.pop("pieces_storage", None)
+
+    def factory(slug="auray", *, required_for=("kids",)):
+        with app.app_context(), tenant_scope(tenants[slug]):
+            tenant = db.session.get(Tenant, tenants[slug])
+            rows = load_pieces(tenant, types_spec(list(required_for)), update=True)
+            db.session.commit()
+            out = {row.code: row.id for row in rows}
+            db.session.remove()
+        return out
+
+    yield factory
+    app.config["PIECES_STORAGE_DIR"] = None
+    app.extensions.pop("pieces_storage", None)

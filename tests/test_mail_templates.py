@@ -32,6 +32,11 @@ def contexts(slug):
                             "lines": ["Stage de roller — Timéo"], "link": f"http://portail.test/{slug}/agenda"},
         "family_change_decided": {"name": "Laëtitia Test", "field_label": "Adresse", "accepted": False,
                                   "motif": "Justificatif illisible", "link": f"http://portail.test/{slug}/famille"},
+        "piece_refused": {"name": "Laëtitia Test", "piece": "Justificatif de domicile", "piece_en": "Proof of address",
+                          "child": None, "motif": "Document illisible", "link": f"http://portail.test/{slug}/pieces/"},
+        "piece_expiring": {"name": "Laëtitia Test", "piece": "Attestation d'assurance extrascolaire",
+                           "piece_en": "Out-of-school insurance certificate", "child": "Maël",
+                           "valid_until": "2027-08-31", "link": f"http://portail.test/{slug}/pieces/"},
     }
 
 
@@ -138,3 +143,13 @@ def test_values_typed_by_people_are_escaped_in_html(communes):
     text, html = parts(mail_for(auray, "demande_decided", ctx, "fr"))
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "Motif : <script>alert(1)</script>" in text  # plain text stays as typed
+
+
+def test_piece_mails_say_which_piece_why_and_until_when(communes):
+    auray = next(t for t in communes if t.slug == "auray")
+    text = parts(mail_for(auray, "piece_refused", contexts("auray")["piece_refused"], "fr"))[0]
+    assert "« Justificatif de domicile » a été refusée" in text and "Motif : Document illisible" in text
+    text = parts(mail_for(auray, "piece_expiring", contexts("auray")["piece_expiring"], "fr"))[0]
+    assert "de Maël n'est plus valable après le 31 août 2027" in text
+    text = parts(mail_for(auray, "piece_expiring", contexts("auray")["piece_expiring"], "en"))[0]
+    assert "Out-of-school insurance certificate" in text and "31 August 2027" in text

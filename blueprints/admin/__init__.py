@@ -13,6 +13,7 @@ from blueprints.admin import (  # noqa: E402,F401,I001
     inscriptions,
     lists,
     mails,
+    pieces,
     routes,
     support,
 )

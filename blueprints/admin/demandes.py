@@ -12,7 +12,7 @@ from blueprints.admin.common import actor_name, audit, int_arg, no_change
 from blueprints.admin.forms import DecisionForm, options, parse_date
 from blueprints.links import WebLinks, safe_next
 from core import admin_services as svc
-from core.demandes import STATUS_LABELS, AlreadyDecided, decide
+from core.demandes import STATUS_LABELS, AlreadyDecided, PiecesMissing, decide
 from core.locking import Busy
 from core.models import (
     DEMANDE_OPEN,
@@ -77,10 +77,28 @@ def _load(demande_id: int) -> Demande:
     return demande
 
 
+def _pieces(demande: Demande) -> list:
+    """The pieces each (child, activity) of the demande needs, and where each stands today."""
+    from core.documents import services as pieces
+
+    family_pieces, piece_types = pieces.family_pieces(demande.family_id), pieces.types()
+    out, seen = [], set()
+    for line in demande.lines:
+        key = (line.child_id, line.activity_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        for slot in pieces.requirements(demande.family_id, line.activity, [line.child], pieces=family_pieces,
+                                        piece_types=piece_types):
+            out.append((line, slot))
+    return out
+
+
 def _render(demande: Demande, form: DecisionForm, choices: dict | None = None, status: int = 200):
     members = db.session.scalars(select(User).where(User.family_id == demande.family_id).order_by(User.id)).all()
     return render_template("admin/demande.html", demande=demande, views=svc.line_views(demande), form=form,
                            members=members, choices=choices or {}, is_open=demande.status in DEMANDE_OPEN,
+                           pieces=_pieces(demande),
                            next_url=safe_next(request.values.get("next"), "")), status
 
 
@@ -132,6 +150,11 @@ def demande_decide(demande_id):
         no_change()
         flash(err.message, "error")
         return redirect(url_for("admin.demande", demande_id=item.id), code=303)
+    except PiecesMissing as err:
+        db.session.rollback()
+        no_change()
+        form.action.errors.append(err.message)
+        return _render(_load(demande_id), form, choices, status=409)
     except Busy:
         db.session.rollback()
         no_change()

@@ -107,7 +107,15 @@ def family(family_id):
         pending=pending, quotient_form=QuotientForm(data={"quotient": fiscal.quotient_familial}),
         child_form=ChildForm(prefix="child"),
         deletions=db.session.scalars(select(AccountDeletionRequest).where(
-            AccountDeletionRequest.family_id == fam.id)).all())
+            AccountDeletionRequest.family_id == fam.id)).all(),
+        quotient_slot=_quotient_slot(fam))
+
+
+def _quotient_slot(fam):
+    """The family's justificatif for the quotient familial (piece type "quotient"), when the commune asks for one."""
+    from core.documents import services as pieces
+
+    return next((s for s in pieces.family_space(fam) if s.type.code == "quotient"), None)
 
 
 @bp.post("/familles/<int:family_id>/quotient")

@@ -11,7 +11,7 @@ from blueprints.admin.common import actor_name, audit, int_arg, no_change
 from blueprints.admin.forms import ButtonForm
 from blueprints.links import WebLinks
 from core import admin_services as svc
-from core.demandes import AlreadyDecided, decide
+from core.demandes import AlreadyDecided, PiecesMissing, decide
 from core.locking import Busy
 from core.models import (
     ACTION_INSCRIPTION,
@@ -78,7 +78,7 @@ def inscription_decide(inscription_id):
         else:
             raise AlreadyDecided("decided", _("Cette inscription a déjà été traitée par quelqu'un d'autre."))
         db.session.commit()
-    except AlreadyDecided as err:
+    except (AlreadyDecided, PiecesMissing) as err:
         db.session.rollback()
         no_change()
         flash(err.message, "error")

@@ -101,9 +101,13 @@ def dashboard():
     checks = {check.child.id: check for check in ds.readiness(family)} if family else {}
     pending = ds.pending_changes(family) if family else []
     fiscal = ds.family_file(family) if family else None
+    from core.documents import services as pieces
+    from tenants.web import current_tenant
+
+    expiring = pieces.expiring(family.id, tenant=current_tenant()) if family else []
     db.session.commit()
     return render_template("famille/dashboard.html", family=family, children=children, checks=checks,
-                           pending=pending, fiscal=fiscal)
+                           pending=pending, fiscal=fiscal, expiring=expiring)
 
 
 @bp.get("/famille/dossier")

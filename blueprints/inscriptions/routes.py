@@ -1,4 +1,4 @@
-from flask import redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -7,6 +7,8 @@ from blueprints.inscriptions import bp
 from blueprints.links import WebLinks
 from core import clock
 from core.demandes import DemandeError, create_inscription_demande
+from core.documents import services as pieces
+from core.documents.content import max_label
 from core.locking import Busy
 from core.models import INSCRIPTION_ACCEPTED, INSCRIPTION_PENDING, ROLE_PARENT, Activity, Child, Inscription
 from extensions import db
@@ -55,6 +57,7 @@ def new():
                 and existing.get((child.id, activity.id)) not in (INSCRIPTION_PENDING, INSCRIPTION_ACCEPTED))
 
     errors = {}
+    piece_errors: dict[str, str] = {}
     if request.method == "POST":
         activity = get_or_404(db.session, Activity, request.form.get("activite", type=int))
         chosen = [c for c in children if str(c.id) in request.form.getlist("enfants")]
@@ -64,6 +67,9 @@ def new():
             errors[activity.id] = _("Cette activité n'est pas ouverte à l'un des enfants choisis (âge ou inscription déjà faite).")
         else:
             try:
+                _pieces_given(activity, chosen, piece_errors)
+                if piece_errors:
+                    raise DemandeError("pieces", _("Un fichier n'a pas pu être enregistré : corrigez-le ci-dessous."))
                 demande = create_inscription_demande(user=current_user, family=current_user.family,
                                                      activity=activity, children=chosen, links=WebLinks())
                 db.session.commit()
@@ -76,8 +82,35 @@ def new():
             else:
                 return redirect(url_for("demandes.show", number=demande.number, nouvelle=1), code=303)
     eligible_ids = {a.id: [c.id for c in children if eligible(a, c)] for a in activities}
+    family_id = current_user.family_id or 0
+    family_pieces = pieces.family_pieces(family_id)
+    piece_types = pieces.types()
+    needs = {a.id: pieces.requirements(family_id, a, [c for c in children if c.id in eligible_ids[a.id]],
+                                       pieces=family_pieces, piece_types=piece_types) for a in activities}
     return render_template("inscriptions/new.html", activities=activities, children=children, eligible=eligible,
-                           eligible_ids=eligible_ids, existing=existing, errors=errors)
+                           eligible_ids=eligible_ids, existing=existing, errors=errors, needs=needs,
+                           piece_errors=piece_errors,
+                           max_size=max_label(current_app.config["PIECES_MAX_BYTES"])), 422 if errors else 200
+
+
+def _pieces_given(activity, chosen, piece_errors: dict) -> None:
+    """The files given with the inscription, for the pieces it still needs: stored "en attente de
+    validation" in the family's space (the inscription then waits for their validation)."""
+    from tenants.web import current_tenant
+
+    family = current_user.family
+    for slot in pieces.requirements(family.id, activity, chosen):
+        if slot.state in (pieces.STATE_VALID, pieces.STATE_PENDING):
+            continue
+        upload = request.files.get(f"piece-{slot.key}")
+        if upload is None or not upload.filename:
+            continue
+        try:
+            pieces.upload(family=family, user=current_user, piece_type=slot.type, child=slot.child,
+                          stream=upload.stream, filename=upload.filename, tenant_slug=current_tenant().slug,
+                          max_bytes=current_app.config["PIECES_MAX_BYTES"])
+        except pieces.PieceError as err:
+            piece_errors[slot.key] = err.message
 
 
 @bp.app_template_filter("inscription_label")
