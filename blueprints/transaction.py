@@ -30,7 +30,3 @@ def committing(view):
         return response
 
     return wrapped
-
-
-def is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"

@@ -7,9 +7,10 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from blueprints.htmx import is_htmx
 from blueprints.pieces import bp
 from blueprints.pieces.files import file_response
-from blueprints.transaction import committing, is_htmx, rollback_only
+from blueprints.transaction import committing, rollback_only
 from core import clock
 from core.documents import services as svc
 from core.documents.content import max_label
@@ -102,12 +103,12 @@ def upload():
             error = _("Réessayez dans un instant.")
     if error:
         rollback_only()
-        if is_htmx(request):
+        if is_htmx():
             return _slot_fragment(slot_key, error=error)
         return _page(errors={slot_key: error}, status=422, focus=slot_key)
     message = _("« %(piece)s » a bien été envoyée : elle est en attente de validation par la collectivité.",
                 piece=svc.piece_label(piece_type, child))
-    if is_htmx(request):
+    if is_htmx():
         db.session.flush()
         return _slot_fragment(slot_key, message=message)
     flash(message, "success")
