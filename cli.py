@@ -24,6 +24,7 @@ def sync_tenants(update: bool = False) -> list[str]:
 
     done = []
     for folder in discover(current_app.config["TENANTS_DIR"]):
+        done.extend(f"! {note}" for note in folder.notes)
         tenant = db.session.scalars(select(Tenant).where(Tenant.slug == folder.slug)).first()
         if tenant is None:
             db.session.add(Tenant(slug=folder.slug, name=folder.name, settings=folder.settings))
