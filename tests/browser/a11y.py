@@ -70,6 +70,8 @@ def run_axe(page) -> list[Violation]:
     """axe on the page as it is, at its current width; serious and critical violations only."""
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.add_script_tag(content=axe_source())
+        # axe stays in window; its <script> leaves the markup as the user's (the signature below)
+        page.evaluate("() => { for (const s of [...document.scripts]) if (s.text.startsWith('/*! axe')) s.remove(); }")
     width = page.viewport_size["width"] if page.viewport_size else 0
     out = []
     for v in page.evaluate(_RUN_JS, AXE_TAGS):
@@ -80,10 +82,26 @@ def run_axe(page) -> list[Violation]:
     return out
 
 
-def check_page(page) -> list[Violation]:
-    """The page at 1280 px and at 375 px (the width it had is restored); memoised on its markup."""
+def check_page(page, *, wait: bool = True) -> list[Violation]:
+    """The page at 1280 px and at 375 px (the width it had is restored); memoised on its markup.
+
+    One check at a time per page (axe refuses two runs, and the widths must not cross): a caller
+    that meets a check under way waits for its end (wait=True: the test's own greenlet) or lets it
+    be (wait=False: an htmx request's check, the running one sees the same page)."""
     if page.is_closed() or not page.url.startswith("http"):
         return []
+    while getattr(page, "_a11y_busy", False):
+        if not wait:
+            return []
+        page.evaluate("() => new Promise(requestAnimationFrame)")  # lets the other check run to its end
+    page._a11y_busy = True
+    try:
+        return _check_page(page)
+    finally:
+        page._a11y_busy = False
+
+
+def _check_page(page) -> list[Violation]:
     signature = page.evaluate(_SIGNATURE_JS)
     with _CHECKED_LOCK:
         if signature in _CHECKED:
@@ -163,21 +181,17 @@ class Recorder:
     pages_checked: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     contexts: list = field(default_factory=list)
-    busy: bool = False
     test_id: str = ""
 
-    def check(self, page) -> None:
+    def check(self, page, *, wait: bool = True) -> None:
         if not self.enabled or page.is_closed() or not page.url.startswith("http"):
             return
-        self.busy = True
         try:
-            found = check_page(page)
+            found = check_page(page, wait=wait)
         except Exception as exc:  # noqa: BLE001 — a page navigating or closing under us is not a finding
             if not page.is_closed() and "context was destroyed" not in str(exc):
                 self.errors.append(f"{page.url}: {exc}")
             return
-        finally:
-            self.busy = False
         self.pages_checked.add(page.url.split("?")[0])
         self.violations.extend(found)
 
@@ -185,16 +199,14 @@ class Recorder:
         if not self.enabled or page.is_closed() or not page.url.startswith("http"):
             return
         page.wait_for_load_state("load")
-        while self.busy:  # an htmx request's check is running: let it finish (no fixed sleep)
-            page.evaluate("() => new Promise(requestAnimationFrame)")
         self.check(page)
 
     def _on_request(self, route) -> None:
         request = route.request
         try:
-            if (not self.busy and not request.is_navigation_request()
-                    and request.headers.get("hx-request") == "true" and request.frame.parent_frame is None):
-                self.check(request.frame.page)
+            if (not request.is_navigation_request() and request.headers.get("hx-request") == "true"
+                    and request.frame.parent_frame is None):
+                self.check(request.frame.page, wait=False)
         finally:
             route.continue_()
 
