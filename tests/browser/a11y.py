@@ -1,12 +1,18 @@
 """axe-core (vendored under tests/browser/vendor/, no download at test time) on every page the
-browser tests show, at 1280 px and at 375 px.
+browser tests show, at 1280 px and at 375 px: no serious or critical violation of WCAG 2.0/2.1 A/AA.
 
-Every browser context made by the suite's fixtures is watched: just before each action of the test
-on a page (goto, click, fill, check, a key…), before each htmx request the page sends by itself,
-and once more when the test ends, the page as the user sees it at that moment — loaded, or settled
-after the last swap — goes through axe at both widths.  A page whose markup was already checked (same address, same HTML) is
-not checked twice.  What axe finds (impact serious or critical, WCAG 2.0/2.1 A and AA) is recorded
-with the rule, the target selector, the page and the width; the test fails at its end with the list.
+Every browser context made by the suite's fixtures is watched (conftest.py): the page as the user
+sees it — loaded, or settled after the last htmx swap — goes through axe at both widths
+
+* just before each action of the test on it (goto, click, fill, check, a key…: ACTIONS),
+* before each htmx request it sends (polling: the waiting room), the request held meanwhile,
+* and once more when the test ends.
+
+Navigations are never held (Chromium runs no script in a page whose navigation is held): the page
+they leave was checked before the action that left it.  A markup already checked (same address,
+same HTML) is not checked again.  Findings carry the rule, the target selector, the page and the
+width; a test that passed fails at its end with the list (A11Y=0 turns the watch off,
+A11Y_REPORT=file.jsonl writes one line per test).  New browser tests get all this for free.
 """
 
 from __future__ import annotations
@@ -141,7 +147,7 @@ def format_violations(violations) -> str:
 def report(recorder: Recorder, test_id: str) -> None:
     """A11Y_REPORT=file.jsonl: one line per test with what axe found and the pages it checked."""
     path = os.environ.get("A11Y_REPORT")
-    if not path:
+    if not path or not test_id:
         return
     row = {"test": test_id, "pages": sorted(recorder.pages_checked), "errors": recorder.errors,
            "violations": [{"rule": v.rule, "impact": v.impact, "target": v.target, "path": urlsplit(v.url).path,

@@ -25,9 +25,40 @@ def _chromium_path() -> str | None:
     return None
 
 
+class InFlight:
+    """WSGI wrapper counting the requests the live server is still answering: a test's last htmx
+    request may outlive its browser page; the tables are emptied once it is done, not after a sleep."""
+
+    def __init__(self, app):
+        self.app, self.count, self.idle = app, 0, threading.Condition()
+
+    def __call__(self, environ, start_response):
+        with self.idle:
+            self.count += 1
+        body = None
+        try:
+            body = self.app(environ, start_response)
+            return list(body)
+        finally:
+            if hasattr(body, "close"):
+                body.close()  # the request's teardown (database session) is part of the answer
+            with self.idle:
+                self.count -= 1
+                self.idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self.idle:
+            return self.idle.wait_for(lambda: self.count == 0, timeout)
+
+
 @pytest.fixture(scope="session")
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+def live_server_wsgi(app):
+    return InFlight(app)
+
+
+@pytest.fixture(scope="session")
+def live_server(live_server_wsgi):
+    server = make_server("127.0.0.1", 0, live_server_wsgi, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
@@ -98,10 +129,11 @@ def pytest_runtest_call(item):
 
 
 @pytest.fixture
-def browser(chromium, live_server, a11y_recorder):
+def browser(chromium, live_server, live_server_wsgi, a11y_recorder):
     watched = WatchedBrowser(chromium, a11y_recorder)
     yield watched
     watched.close_contexts()
+    assert live_server_wsgi.wait_idle(TIMEOUT_MS / 1000), "le serveur de test répond encore après le test"
 
 
 @pytest.fixture

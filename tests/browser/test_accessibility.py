@@ -154,3 +154,27 @@ def test_the_main_pages_of_the_commune_have_no_serious_axe_violation(browser, li
 
     assert len(walk.pages) >= 50
     assert not walk.found, a11y.format_violations(walk.found)
+
+
+def test_the_checker_fails_on_a_planted_violation_and_says_where(chromium, live_server):
+    """The check itself can fail: text in the old Saint-Loubès gold and an aria-invalid="None" planted in
+    a page are reported with their rule, selector, page and width (on a context the suite does not watch)."""
+    context = chromium.new_context(base_url=live_server, viewport=a11y.DESKTOP, locale="fr-FR")
+    try:
+        page = context.new_page()
+        page.goto("/auray/")
+        page.evaluate("""() => document.querySelector('main').insertAdjacentHTML('beforeend',
+            '<p id="planted" style="color:#f2a900">Texte doré</p><input id="planted-input" aria-invalid="None" aria-label="Nom">')""")
+        found = a11y.check_page(page)
+        where = {(v.rule, v.target, v.width) for v in found}
+        assert {("color-contrast", "#planted", 1280), ("color-contrast", "#planted", 375),
+                ("aria-valid-attr-value", "#planted-input", 1280)} <= where
+        message = a11y.format_violations(found)
+        assert "[color-contrast] serious" in message and "page /auray/ : #planted @1280px, #planted @375px" in message
+        assert page.viewport_size == a11y.DESKTOP  # the width the test had is given back
+        recorder = a11y.Recorder()
+        recorder.contexts.append(context)
+        with pytest.raises(AssertionError, match=r"\[aria-valid-attr-value\] critical"):
+            recorder.finish()
+    finally:
+        context.close()
