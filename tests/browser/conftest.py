@@ -1,4 +1,5 @@
-"""Real Chromium (Debian's /usr/bin/chromium) driven by Playwright against a live server."""
+"""Real Chromium (Debian's /usr/bin/chromium) driven by Playwright against a live server; every context
+watched by axe (a11y.py), every wait Playwright's own (30 s at most), the server drained after each test."""
 
 from __future__ import annotations
 
