@@ -28,6 +28,7 @@ def sync_tenants(update: bool = False) -> list[str]:
 
     done = []
     for folder in discover(current_app.config["TENANTS_DIR"]):
+        done.extend(f"! {note}" for note in folder.notes)
         tenant = tenant_by_slug(folder.slug)
         if tenant is None:
             tenant = Tenant(slug=folder.slug, name=folder.name, settings=folder.settings)

@@ -30,6 +30,17 @@ class Tenant(db.Model):
             node = node[key]
         return node
 
+    def brand_colour(self, key: str) -> str:
+        """'primary' or 'accent', readable on the portal's surfaces whatever was stored (core.contrast)."""
+        from core.contrast import readable_colour
+        from tenants.registry import DEFAULT_SETTINGS
+
+        default = DEFAULT_SETTINGS["branding"][key]
+        try:
+            return readable_colour(str(self.setting("branding", key, default=default) or default).strip())
+        except ValueError:
+            return default
+
     @property
     def signature(self) -> str:
         return self.setting("signature") or self.name

@@ -38,6 +38,7 @@ class TenantFolder:
     name: str
     path: Path
     settings: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what loading corrected (told by `tenants sync`)
 
     @property
     def demo_file(self) -> Path:
@@ -79,7 +80,33 @@ def load_folder(path: Path) -> TenantFolder:
         raise TenantConfigError(f"{path}: slug invalide {slug!r}")
     if not name:
         raise TenantConfigError(f"{path}: 'name' manquant")
-    return TenantFolder(slug=slug, name=name, path=path, settings=_jsonable(_merge(DEFAULT_SETTINGS, data)))
+    settings = _jsonable(_merge(DEFAULT_SETTINGS, data))
+    notes = readable_branding(slug, settings)
+    return TenantFolder(slug=slug, name=name, path=path, settings=settings, notes=notes)
+
+
+BRANDING_COLOURS = {"primary": "couleur principale", "accent": "couleur d'accent"}
+
+
+def readable_branding(slug: str, settings: dict) -> list[str]:
+    """A commune.toml colour that fails 4.5:1 is corrected, not refused: the commune stays online
+    with the closest darker shade of its colour (core.contrast), and `tenants sync` says so.  A
+    value that is not a colour at all is refused."""
+    from core.contrast import describe, readable_colour
+
+    notes = []
+    branding = settings.setdefault("branding", {})
+    for key, words in BRANDING_COLOURS.items():
+        value = str(branding.get(key) or DEFAULT_SETTINGS["branding"][key]).strip()
+        try:
+            fixed = readable_colour(value)
+        except ValueError:
+            raise TenantConfigError(f"{slug}: branding.{key} = {value!r} n'est pas une couleur #rrggbb") from None
+        if fixed != value.lower():
+            notes.append(f"{slug} : {words} {value} corrigée en {fixed} (contraste {describe(value)} → "
+                         f"{describe(fixed)}, 4.5:1 au moins pour le texte)")
+        branding[key] = fixed
+    return notes
 
 
 def discover(tenants_dir: str | Path) -> list[TenantFolder]:

@@ -274,7 +274,7 @@ def test_contact_colours_and_logo(app, web, agent, tmp_path, monkeypatch, tenant
     assert error_next_to(html, "primary", "Couleur invalide : saisissez-la sous la forme #1f4e79.")
     assert error_next_to(html, "logo", "Le logo doit être une image PNG, JPEG ou WebP.")
     res = web.post(COMMUNE + "/identite", {"contact_email": "Enfance@Auray.test", "primary": "#123456",
-                                           "accent": "#abcdef", "logo": (io.BytesIO(PNG), "logo.png")},
+                                           "accent": "#8a1c4f", "logo": (io.BytesIO(PNG), "logo.png")},
                    page=COMMUNE, content_type="multipart/form-data")
     assert res.status_code == 303
     home = type(web)(app.test_client()).get("/auray/").get_data(as_text=True)

@@ -36,6 +36,8 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from core import contrast
+
 REQUIRED = _l("Ce champ est obligatoire.")
 
 
@@ -300,11 +302,24 @@ def valid_colour(form, field):
         raise ValidationError(_l("Couleur invalide : saisissez-la sous la forme #1f4e79."))
 
 
+def readable_colour(form, field):
+    """Text on the commune's colours must stay readable (RGAA / WCAG 1.4.3): 4.5:1 at least."""
+    from flask_babel import format_decimal, gettext
+
+    value = (field.data or "").strip()
+    if COLOUR_RE.match(value) and not contrast.is_readable(value):
+        raise ValidationError(gettext(
+            "Couleur trop claire : le texte n'atteint qu'un contraste de %(ratio)s:1 alors qu'il faut au moins "
+            "4,5:1 pour rester lisible. Essayez %(suggestion)s, la même teinte un peu plus foncée.",
+            ratio=format_decimal(contrast.floor_ratio(value), format="0.0"),
+            suggestion=contrast.readable_colour(value)))
+
+
 class IdentityForm(FlaskForm):
     contact_email = EmailField(_l("Adresse de contact des familles"), validators=[
         DataRequired(REQUIRED), Length(max=254, message=too_long(254)), Email(message=EMAIL, check_deliverability=False)])
-    primary = StringField(_l("Couleur principale"), validators=[valid_colour], render_kw={"type": "color"})
-    accent = StringField(_l("Couleur d'accent"), validators=[valid_colour], render_kw={"type": "color"})
+    primary = StringField(_l("Couleur principale"), validators=[valid_colour, readable_colour], render_kw={"type": "color"})
+    accent = StringField(_l("Couleur d'accent"), validators=[valid_colour, readable_colour], render_kw={"type": "color"})
     logo = FileField(_l("Logo (PNG, JPEG ou WebP, 1 Mo au plus)"))
 
 

@@ -275,7 +275,8 @@ def choose(cart_id):
     count = len(ctx.items)  # every item of the démarche, kept up to date by set_choices
     return render_template("reservations/_tick.html", cart=cart, cell=cell, child=ctx.children[child_id], slot=slot,
                            activity=activity, remaining=max(0, booking.online_remaining(activity, slot)),
-                           count=count, message=message, children=list(ctx.children.values()), ctx=ctx)
+                           count=count, message=message, children=list(ctx.children.values()), ctx=ctx,
+                           refocus=waitlist)  # the "Liste d'attente" button is gone: focus the new cell
 
 
 @bp.post("/demarches/<int:cart_id>/planning")

@@ -49,7 +49,7 @@ def test_an_auray_agent_accepts_a_kids_demande(page, browser, live_server, kids_
     expect(page.get_by_text(f"Demande N° {d['demande']['number']} : Traitée positivement.")).to_be_visible()
     expect(page.get_by_text("Agent Test").last).to_be_visible()  # in the history
     # the family sees it on its demande page
-    family = browser.new_context(base_url=live_server, locale="fr-FR").new_page()
+    family = browser.new_context(base_url=live_server).new_page()
     login(family, "auray", d["fam"]["email"])
     family.goto(f"/auray/demandes/{d['demande']['number']}")
     expect(family.get_by_role("heading", name=re.compile(f"Demande N° {d['demande']['number']}"))).to_contain_text(

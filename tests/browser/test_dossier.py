@@ -39,9 +39,8 @@ def test_allergy_change_is_pending_in_yellow_until_an_agent_accepts_it(page, bro
     expect(page.locator(".pending", has_text="Sans porc")).to_have_css("background-color", YELLOW)
 
     # the agent, in another browser context
-    context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": 1200, "height": 900})
+    context = browser.new_context(base_url=live_server)
     staff = context.new_page()
-    staff.set_default_timeout(10_000)
     log_in(staff, "auray", agent["email"], agent["password"])
     staff.get_by_role("link", name="Dossiers familles").click()
     staff.get_by_role("link", name="Modifications en attente (1)").click()

@@ -36,7 +36,7 @@ def test_the_countdown_opens_the_planning_by_itself(page, app, make_family, make
     expect(page.get_by_role("link", name="Actualiser")).to_be_visible()
     first = page.locator("input[type=checkbox][id^='c-']").first
     expect(first).to_be_disabled()
-    expect(page.get_by_text("Ouverture dans")).to_be_hidden(timeout=15_000)  # reloaded at zero
+    expect(page.get_by_text("Ouverture dans")).to_be_hidden()  # reloaded at zero (expect waits up to 30 s)
     expect(page.locator("input[type=checkbox][id^='c-']").first).to_be_enabled()
 
 
@@ -56,4 +56,4 @@ def test_the_waiting_room_lets_the_parent_in_by_itself(page, app, make_family, m
     with app.app_context(), tenant_scope(act["tenant_id"]):
         waiting_room.leave(db.session.get(Activity, act["id"]), first["user_id"])  # the first family validated
         db.session.remove()
-    expect(page.get_by_text("Choix des personnes concernées")).to_be_visible(timeout=15_000)
+    expect(page.get_by_text("Choix des personnes concernées")).to_be_visible()
