@@ -31,6 +31,7 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent / "instance"))
     app.config.from_object(config)
     app.config.update(overrides)
+    _bounded_ids(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
@@ -65,6 +66,30 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     if app.config.get("GC_TUNING"):
         _tune_garbage_collector()
     return app
+
+
+def _bounded_ids(app: Flask) -> None:
+    """`<int:…>` in every route reads ASCII digits that an INTEGER key can hold; any other number in
+    a URL names nothing: 404 (not a query the database refuses, a 500; nor werkzeug's 405 where
+    another method of the same path matches)."""
+    from werkzeug.exceptions import NotFound
+    from werkzeug.routing import IntegerConverter, ValidationError
+
+    from core.ids import MAX_ID
+
+    class IdConverter(IntegerConverter):
+        regex = r"[0-9]+"
+
+        def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):  # noqa: A002 (werkzeug's names)
+            super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+        def to_python(self, value):
+            try:
+                return super().to_python(value)
+            except ValidationError:
+                raise NotFound() from None
+
+    app.url_map.converters["int"] = IdConverter
 
 
 def _tune_garbage_collector() -> None:

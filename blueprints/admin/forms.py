@@ -12,6 +12,7 @@ from datetime import date, datetime
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from flask_wtf.i18n import translations as wtforms_translations
 from wtforms import (
     BooleanField,
     EmailField,
@@ -196,14 +197,23 @@ TIME_SLOT_CHOICES = options(("matin", _l("Matin")), ("midi", _l("Midi")), ("apre
                      ("soir", _l("Soir")), ("journee", _l("Journée")))
 
 
-class UnitRow(Form):
+class RowForm(Form):
+    """A row of a FieldList (units, sessions): WTForms' own messages in the page's language, like the
+    FlaskForm around it (a plain Form speaks English: "Not a valid choice.")."""
+
+    class Meta:
+        def get_translations(self, form):
+            return wtforms_translations
+
+
+class UnitRow(RowForm):
     id = HiddenField()
     label = StringField(_l("Unité"), validators=[Length(max=80, message=too_long(80))])
     capacity = FrIntegerField(_l("Capacité"), minimum=0, maximum=10000)
     remove = BooleanField(_l("Supprimer"))
 
 
-class SessionRow(Form):
+class SessionRow(RowForm):
     id = HiddenField()
     title = StringField(_l("Intitulé"), validators=[Length(max=200, message=too_long(200))])
     dates = StringField(_l("Date(s)"), validators=[Length(max=500, message=too_long(500))])

@@ -1,4 +1,4 @@
-from flask import redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -7,6 +7,7 @@ from blueprints.inscriptions import bp
 from blueprints.links import WebLinks
 from core import clock
 from core.demandes import DemandeError, create_inscription_demande
+from core.ids import as_id, as_ids
 from core.locking import Busy
 from core.models import INSCRIPTION_ACCEPTED, INSCRIPTION_PENDING, ROLE_PARENT, Activity, Child, Inscription
 from extensions import db
@@ -56,28 +57,43 @@ def new():
 
     errors = {}
     if request.method == "POST":
-        activity = get_or_404(db.session, Activity, request.form.get("activite", type=int))
-        chosen = [c for c in children if str(c.id) in request.form.getlist("enfants")]
-        if not chosen:
-            errors[activity.id] = _("Choisissez au moins un enfant.")
-        elif not all(eligible(activity, c) for c in chosen):
-            errors[activity.id] = _("Cette activité n'est pas ouverte à l'un des enfants choisis (âge ou inscription déjà faite).")
+        activity_id = as_id(request.form.get("activite"))
+        activity = next((a for a in activities if a.id == activity_id), None)
+        if activity is None:  # not one this page offers: another commune's or none (404), or closed meanwhile
+            get_or_404(db.session, Activity, activity_id)
+            flash(_("Les inscriptions à cette activité sont fermées."), "error")
         else:
-            try:
-                demande = create_inscription_demande(user=current_user, family=current_user.family,
-                                                     activity=activity, children=chosen, links=WebLinks())
-                db.session.commit()
-            except DemandeError as err:
-                db.session.rollback()
-                errors[activity.id] = err.message
-            except Busy:
-                db.session.rollback()
-                errors[activity.id] = _("Réessayez dans un instant.")
-            else:
-                return redirect(url_for("demandes.show", number=demande.number, nouvelle=1), code=303)
+            chosen_ids = set(as_ids(request.form.getlist("enfants")))
+            chosen = [c for c in children if c.id in chosen_ids]
+            done = _inscribe(activity, chosen, eligible, errors)
+            if done is not None:
+                return redirect(url_for("demandes.show", number=done.number, nouvelle=1), code=303)
     eligible_ids = {a.id: [c.id for c in children if eligible(a, c)] for a in activities}
     return render_template("inscriptions/new.html", activities=activities, children=children, eligible=eligible,
                            eligible_ids=eligible_ids, existing=existing, errors=errors)
+
+
+def _inscribe(activity: Activity, chosen: list[Child], eligible, errors: dict):
+    """The inscription demande for these children, or None with the reason in `errors[activity.id]`."""
+    if not chosen:
+        errors[activity.id] = _("Choisissez au moins un enfant.")
+        return None
+    if not all(eligible(activity, c) for c in chosen):
+        errors[activity.id] = _("Cette activité n'est pas ouverte à l'un des enfants choisis (âge ou inscription déjà faite).")
+        return None
+    try:
+        demande = create_inscription_demande(user=current_user, family=current_user.family,
+                                             activity=activity, children=chosen, links=WebLinks())
+        db.session.commit()
+    except DemandeError as err:
+        db.session.rollback()
+        errors[activity.id] = err.message
+        return None
+    except Busy:
+        db.session.rollback()
+        errors[activity.id] = _("Réessayez dans un instant.")
+        return None
+    return demande
 
 
 @bp.app_template_filter("inscription_label")

@@ -1,0 +1,817 @@
+"""No 5xx on anything a user can type: a property-based sweep over every POST route of the app.
+
+Every rule of the URL map that accepts POST has a target below (a test fails when a new one has
+none): who posts it (anonymous, parent, agent, support, support acting in a commune), the ids in
+its URL and the page whose form posts to it.  For each, as that user, in one of the three communes:
+
+* the form is read from its page (fields, options, hidden values, htmx `hx-vals`), then sent with
+  the same junk in every field, then by hypothesis: plausible values with junk in some fields
+  (empty, too long, wrong types, unknown ids, ids of another commune, malformed or far dates,
+  unicode with NUL, RTL and emoji, huge and negative numbers, lists where one value is expected,
+  unknown fields, files that are not what they claim), as a plain form and as htmx;
+* a missing and a forged CSRF token (plain and htmx): the French 400 page "Formulaire expiré";
+* the ids of the URL replaced by another commune's, an unknown and a too-large one: 404.
+
+The verdict on each answer is `tests/post_sweep.judge`.  Bounded for the normal suite; more
+examples with `SWEEP_EXAMPLES=50`, others with `SWEEP_SEED=<n>`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from core import clock
+from core.ids import MAX_ID
+from extensions import db, limiter
+from tenants.context import set_tenant_id, tenant_scope
+from tests.conftest import CSRF_RE, PASSWORD, _empty_tables
+from tests.post_sweep import (
+    Form,
+    Submission,
+    SweepFailure,
+    fixed_submissions,
+    form_for,
+    judge,
+    send_and_judge,
+    sweep,
+)
+
+COMMUNES = ("auray", "saint-loubes", "saint-aubin-de-medoc")
+
+# ---------------------------------------------------------------------------- the world
+
+
+@dataclass
+class Commune:
+    slug: str
+    tenant_id: int
+    agent_id: int = 0
+    family_id: int = 0
+    parent_id: int = 0
+    kids: list[int] = field(default_factory=list)
+    other_family_id: int = 0
+    other_parent_id: int = 0
+    other_kid: int = 0
+    units_id: int = 0        # booked by the day (Matin, Repas, Après-midi)
+    sessions_id: int = 0     # pre-reservations (sessions), period over: lists can be drawn and published
+    open_id: int = 0         # open for inscription, nobody inscribed
+    slots: list[int] = field(default_factory=list)
+    session_slots: list[int] = field(default_factory=list)
+    contact_id: int = 0
+    resp_id: int = 0
+
+    def ids(self) -> list[int]:
+        return [self.family_id, self.other_family_id, *self.kids, self.other_kid, self.units_id, self.sessions_id,
+                self.open_id, self.contact_id, self.resp_id, *self.slots[:3], *self.session_slots[:2]]
+
+
+class World:
+    """The three communes, each with an agent, a family (two children, a contact, inscriptions), a
+    neighbour family and three activities; objects a route uses up are made fresh for it."""
+
+    def __init__(self, app):
+        from core.accounts import hash_password
+        from tenants.models import Tenant
+
+        self.app = app
+        self.hash = hash_password(PASSWORD)
+        with app.app_context():
+            self.tenant_ids = {t.slug: t.id for t in db.session.scalars(select(Tenant))}
+            db.session.remove()
+        self.n = 0
+        self.c = {slug: self._build(slug) for slug in COMMUNES}
+        self.support_id = self._support()
+
+    # -- plumbing
+
+    def inside(self, slug, fn):
+        """fn() inside the commune (a request context for links in mails), committed."""
+        with self.app.test_request_context(f"/{slug}/"), tenant_scope(self.tenant_ids[slug]):
+            try:
+                out = fn()
+                db.session.commit()
+                return out
+            finally:
+                db.session.remove()
+
+    def _next(self) -> int:
+        self.n += 1
+        return self.n
+
+    def _user(self, *, role, email, family=None, first="Camille"):
+        from core.models import User
+
+        now = clock.utcnow()
+        user = User(email=email, first_name=first, last_name="Balayage", password_hash=self.hash, role=role,
+                    family=family, activated_at=now, cgu_accepted_at=now, locale="fr")
+        db.session.add(user)
+        return user
+
+    def _family(self, name, kids=()):
+        from core.models import Child, Family
+
+        family = Family(name=name, code=f"SW{self._next():05d}")
+        today = clock.today()
+        for first, years in kids:
+            family.children.append(Child(first_name=first, last_name=name.title(),
+                                         birth_date=today.replace(day=1) - timedelta(days=365 * years)))
+        db.session.add(family)
+        return family
+
+    def _build(self, slug) -> Commune:
+        from core.activity_config import upsert_activity
+        from core.dossier import ChildContact
+        from core.dossier_services import responsables
+        from core.models import INSCRIPTION_ACCEPTED, ROLE_AGENT, ROLE_PARENT, Inscription, Slot
+
+        c = Commune(slug=slug, tenant_id=self.tenant_ids[slug])
+        today = clock.today()
+        every_day = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "public_holidays": "open"}
+
+        def make():
+            agent = self._user(role=ROLE_AGENT, email=f"agent.balayage@{slug}.test", first="Agent")
+            family = self._family("BALAYAGE", [("Lina", 6), ("Noé", 9)])
+            parent = self._user(role=ROLE_PARENT, email=f"parent.balayage@{slug}.test", family=family)
+            other = self._family("VOISIN", [("Sacha", 7)])
+            neighbour = self._user(role=ROLE_PARENT, email=f"voisin.balayage@{slug}.test", family=other)
+            units = upsert_activity({
+                "code": "balayage-jours", "name": "Accueil Balayage", "kind": "units", "season": "2026/2027",
+                "starts_on": today - timedelta(days=14), "ends_on": today + timedelta(days=60), "ages": [3, 12],
+                "validation": "commune", "calendar": every_day, "hold_minutes": 240,
+                "units": [{"code": "matin", "label": "Matin", "capacity": 500},
+                          {"code": "repas", "label": "Repas", "capacity": 500},
+                          {"code": "apres_midi", "label": "Après-midi", "capacity": 500}]}, zone="A")
+            sessions = upsert_activity({
+                "code": "balayage-stages", "name": "Stages Balayage", "kind": "sessions", "season": "2026/2027",
+                "starts_on": today + timedelta(days=20), "ends_on": today + timedelta(days=40), "ages": [3, 12],
+                "validation": "prereservation", "prereservation_until": today - timedelta(days=1),
+                "calendar": every_day, "hold_minutes": 240,
+                "sessions": [{"title": "Stage cirque", "dates": [(today + timedelta(days=20 + i)).isoformat()
+                                                                 for i in range(3)], "places": 2, "ages": [3, 12]},
+                             {"title": "Stage voile", "date": (today + timedelta(days=30)).isoformat(), "places": 5,
+                              "theme": "Nature", "time_slot": "matin"}]}, zone="A")
+            opened = upsert_activity({
+                "code": "balayage-inscriptions", "name": "Mercredis Balayage", "kind": "units",
+                "season": "2026/2027", "starts_on": today + timedelta(days=7), "ends_on": today + timedelta(days=90),
+                "ages": [3, 12], "validation": "commune", "inscription_open": True, "calendar": every_day,
+                "units": [{"code": "journee", "label": "Journée", "capacity": 10}]}, zone="A")
+            db.session.flush()
+            for kid in family.children:
+                for act in (units, sessions):
+                    db.session.add(Inscription(child_id=kid.id, activity_id=act.id, status=INSCRIPTION_ACCEPTED))
+            db.session.add(Inscription(child_id=other.children[0].id, activity_id=units.id,
+                                       status=INSCRIPTION_ACCEPTED))
+            contact = ChildContact(child_id=family.children[0].id, first_name="Mamie", last_name="Balayage",
+                                   phone="06 11 22 33 44", can_pick_up=True, emergency=True)
+            db.session.add(contact)
+            resp = responsables(family)[0]
+            db.session.flush()
+            slots = db.session.scalars(select(Slot.id).where(Slot.activity_id == units.id, Slot.day >= today)
+                                       .order_by(Slot.day, Slot.id)).all()
+            session_slots = db.session.scalars(select(Slot.id).where(Slot.activity_id == sessions.id)
+                                               .order_by(Slot.day)).all()
+            c.agent_id, c.family_id, c.parent_id = agent.id, family.id, parent.id
+            c.kids = [k.id for k in family.children]
+            c.other_family_id, c.other_parent_id, c.other_kid = other.id, neighbour.id, other.children[0].id
+            c.units_id, c.sessions_id, c.open_id = units.id, sessions.id, opened.id
+            c.slots, c.session_slots = list(slots), list(session_slots)
+            c.contact_id, c.resp_id = contact.id, resp.id
+
+        self.inside(slug, make)
+        return c
+
+    def _support(self) -> int:
+        from core.models import SupportUser
+
+        with self.app.app_context():
+            user = SupportUser(email="support.balayage@portail.test", name="Sam Balayage", password_hash=self.hash)
+            db.session.add(user)
+            db.session.commit()
+            out = user.id
+            db.session.remove()
+        return out
+
+    # -- fresh objects, one per route that uses them up
+
+    def fresh_parent(self, slug, *, family=True) -> int:
+        from core.models import ROLE_PARENT
+
+        def make():
+            n = self._next()
+            fam = self._family(f"NEUF{n}", [("Jade", 8)]) if family else None
+            user = self._user(role=ROLE_PARENT, email=f"neuf{n}.balayage@{slug}.test", family=fam)
+            db.session.flush()
+            return user.id
+
+        return self.inside(slug, make)
+
+    def fresh_family_without_account(self, slug) -> int:
+        def make():
+            fam = self._family(f"SANSCOMPTE{self._next()}", [("Eli", 5)])
+            db.session.flush()
+            return fam.id
+
+        return self.inside(slug, make)
+
+    def fresh_cart(self, slug) -> int:
+        """An open démarche of the family for a new child of its own (inscribed to both activities, a
+        day ticked: the sweep's ticks hold the other children's days) and the second child."""
+        from core import booking
+        from core.models import INSCRIPTION_ACCEPTED, Activity, Child, Inscription, Slot, User
+
+        c = self.c[slug]
+
+        def make():
+            user = db.session.get(User, c.parent_id)
+            kid = Child(family_id=c.family_id, first_name=f"Zoé{self._next()}", last_name="Balayage",
+                        birth_date=clock.today().replace(day=1) - timedelta(days=365 * 7))
+            db.session.add(kid)
+            db.session.flush()
+            for act in (c.units_id, c.sessions_id):
+                db.session.add(Inscription(child_id=kid.id, activity_id=act, status=INSCRIPTION_ACCEPTED))
+            cart = booking.open_cart(user=user, family=user.family, activity_ids=[c.units_id, c.sessions_id],
+                                     child_ids=[kid.id, c.kids[1]], hold_minutes=240)
+            acts = db.session.scalars(select(Activity).where(Activity.id.in_([c.units_id, c.sessions_id]))).all()
+            kids = db.session.scalars(select(Child).where(Child.id.in_([kid.id, c.kids[1]]))).all()
+            slots = db.session.scalars(select(Slot).where(Slot.id.in_(c.slots[6:9]))).all()
+            ctx = booking.Context.load(cart=cart, activities=acts, children=kids, slots=slots, zone="A")
+            cells = booking.set_choices(ctx, [(kid.id, s.id, True) for s in slots])
+            assert any(cell.state == booking.HELD for cell in cells.values()), cells
+            return cart.id
+
+        return self.inside(slug, make)
+
+    def fresh_demande(self, slug) -> dict:
+        """A reservation demande "Déposée" of the family (validated by the commune)."""
+        from core.demandes import submit_cart
+        from core.models import Cart, Demande, User
+        from tests.admin_helpers import Links
+
+        cart_id = self.fresh_cart(slug)
+        c = self.c[slug]
+
+        def make():
+            demande = submit_cart(db.session.get(Cart, cart_id), db.session.get(User, c.parent_id), links=Links())
+            db.session.flush()
+            demande = db.session.get(Demande, demande.id)
+            return {"id": demande.id, "number": demande.number}
+
+        return self.inside(slug, make)
+
+    def fresh_pending_inscription(self, slug) -> int:
+        """A child of the neighbour family waiting for its inscription to be validated."""
+        from core.demandes import create_inscription_demande
+        from core.models import Activity, Child, Inscription, User
+        from tests.admin_helpers import Links
+
+        c = self.c[slug]
+
+        def make():
+            user = db.session.get(User, c.other_parent_id)
+            kid = Child(family_id=c.other_family_id, first_name=f"Tom{self._next()}", last_name="Voisin",
+                        birth_date=clock.today().replace(day=1) - timedelta(days=365 * 6))
+            db.session.add(kid)
+            db.session.flush()
+            create_inscription_demande(user=user, family=user.family, activity=db.session.get(Activity, c.open_id),
+                                       children=[kid], links=Links())
+            db.session.flush()
+            return db.session.scalars(select(Inscription.id).where(Inscription.child_id == kid.id)).one()
+
+        return self.inside(slug, make)
+
+    def fresh_change(self, slug) -> int:
+        """A change of the family waiting for the commune (a new child)."""
+        from core import dossier_services as ds
+        from core.models import Family, User
+
+        c = self.c[slug]
+
+        def make():
+            change = ds.propose_create(
+                family=db.session.get(Family, c.family_id), user=db.session.get(User, c.parent_id),
+                entity=ds.ENTITY_CHILD, values={"first_name": f"Léo{self._next()}", "last_name": "Balayage",
+                                                "birth_date": clock.today() - timedelta(days=800)})
+            db.session.flush()
+            return change.id
+
+        return self.inside(slug, make)
+
+    def fresh_deletion(self, slug) -> int:
+        from core import dossier_services as ds
+        from core.models import User
+
+        user_id = self.fresh_parent(slug)
+
+        def make():
+            row = ds.request_account_deletion(db.session.get(User, user_id), "Nous déménageons.")
+            db.session.flush()
+            return row.id
+
+        return self.inside(slug, make)
+
+    def fresh_failed_mail(self, slug) -> int:
+        from core.mail import queue_mail
+        from core.models import MAIL_FAILED
+
+        def make():
+            mail = queue_mail(to=f"echec{self._next()}@{slug}.test", template="coparent_invitation",
+                              context={"name": "Alex", "inviter": "Camille", "family": "BALAYAGE", "days": 7,
+                                       "path": "/famille/invitation/x"})
+            mail.status, mail.attempts, mail.last_error = MAIL_FAILED, 6, "550 boîte inconnue"
+            db.session.flush()
+            return mail.id
+
+        return self.inside(slug, make)
+
+    def fresh_run(self, slug) -> int:
+        from core import allocation as alloc
+        from core.models import Activity
+
+        c = self.c[slug]
+
+        def make():
+            run = alloc.preview(db.session.get(Activity, c.sessions_id), alloc.Rules(), seed=7, actor="Agent")
+            db.session.flush()
+            return run.id
+
+        return self.inside(slug, make)
+
+    def fresh_activity(self, slug, *, booked=False) -> int:
+        """An activity of its own: nobody booked it (it can be deleted), or a child has a day (`booked`)."""
+        from core.activity_config import upsert_activity
+        from core.models import RES_RESERVED, Reservation, Slot
+
+        today = clock.today()
+        c = self.c[slug]
+
+        def make():
+            n = self._next()
+            act = upsert_activity({"code": f"balayage-vide-{n}", "name": f"Activité {n}", "kind": "units",
+                                   "season": "2026/2027", "starts_on": today, "ends_on": today + timedelta(days=3),
+                                   "calendar": {"weekdays": [0, 1, 2, 3, 4, 5, 6]},
+                                   "units": [{"code": "matin", "label": "Matin", "capacity": 3},
+                                             {"code": "soir", "label": "Soir", "capacity": 2}]}, zone="A")
+            db.session.flush()
+            if booked:
+                slot = db.session.scalars(select(Slot).where(Slot.activity_id == act.id).order_by(Slot.id)).first()
+                db.session.add(Reservation(child_id=c.kids[0], slot_id=slot.id, activity_id=act.id,
+                                           family_id=c.family_id, status=RES_RESERVED))
+                slot.taken += 1
+            return act.id
+
+        return self.inside(slug, make)
+
+    def fresh_contact(self, slug) -> int:
+        from core.dossier import ChildContact
+
+        c = self.c[slug]
+
+        def make():
+            contact = ChildContact(child_id=c.kids[0], first_name=f"Tata{self._next()}", last_name="Balayage",
+                                   phone="06 55 44 33 22", can_pick_up=True, emergency=False)
+            db.session.add(contact)
+            db.session.flush()
+            return contact.id
+
+        return self.inside(slug, make)
+
+    def news_index(self, slug) -> int:
+        """The first news item of the commune's home page (one is added when the sweep deleted them all)."""
+        from core import admin_services as svc
+        from tenants.models import Tenant
+
+        def make():
+            tenant = db.session.get(Tenant, self.tenant_ids[slug])
+            news = list(tenant.setting("news", default=[]) or [])
+            if not news:
+                svc.update_settings(tenant, news=[{"date": clock.today().isoformat(), "title": {"fr": "Balayage"},
+                                                   "body": {"fr": "Une actualité."}}])
+            return 0
+
+        return self.inside(slug, make)
+
+    def fresh_reservation(self, slug) -> int:
+        """A reserved day of the family, soon: an absence can be declared on it."""
+        from core.models import RES_RESERVED, Reservation, Slot
+
+        c = self.c[slug]
+
+        def make():
+            n = self._next()
+            slot = db.session.get(Slot, c.slots[(3 * n) % len(c.slots)])
+            res = Reservation(child_id=c.kids[1], slot_id=slot.id, activity_id=slot.activity_id,
+                              family_id=c.family_id, status=RES_RESERVED)
+            slot.taken += 1
+            db.session.add(res)
+            db.session.flush()
+            return res.id
+
+        return self.inside(slug, make)
+
+    def invitation_token(self, slug) -> str:
+        from core import dossier_services as ds
+        from core.models import OutboxMail, User
+
+        user_id = self.fresh_parent(slug)
+
+        def make():
+            user = db.session.get(User, user_id)
+            ds.invite_coparent(family=user.family, inviter=user, email=f"invite{self._next()}@{slug}.test",
+                               first_name="Alex", last_name="Invité")
+            db.session.flush()
+            mail = db.session.scalars(select(OutboxMail).order_by(OutboxMail.id.desc())).first()
+            return mail.context["path"].rsplit("/", 1)[1]
+
+        return self.inside(slug, make)
+
+    def reset_token(self, slug) -> str:
+        from core import accounts
+        from core.models import User
+
+        user_id = self.fresh_parent(slug)
+        return self.inside(slug, lambda: accounts.issue_token(db.session.get(User, user_id), "reset", 2))
+
+    # -- users
+
+    def client(self, role: str, slug: str, *, fresh: bool = False):
+        """A test client as this user: parent, agent, anonymous, support (in /support/) or support_agent
+        (a support member inside the commune, through the real switch)."""
+        client = self.app.test_client()
+        if role in ("parent", "agent"):
+            c = self.c[slug]
+            user_id = self.fresh_parent(slug) if fresh and role == "parent" else (
+                c.parent_id if role == "parent" else c.agent_id)
+            with client.session_transaction(path=f"/{slug}/") as s:
+                s["_user_id"], s["_fresh"] = f"u:{user_id}", True
+        elif role in ("support", "support_agent"):
+            with client.session_transaction(path="/support/") as s:
+                s["_user_id"], s["_fresh"] = f"s:{self.support_id}", True
+            if role == "support_agent":
+                token = csrf_of(client.get("/support/").get_data(as_text=True))
+                res = client.post(f"/support/communes/{slug}/entrer", data={"csrf_token": token})
+                assert res.status_code == 302, res.status_code
+                assert client.get(res.headers["Location"]).status_code == 302
+        return client
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "pas de jeton CSRF sur la page"
+    return match.group(1) or match.group(2)
+
+
+@pytest.fixture(scope="module")
+def world(app, tmp_path_factory):
+    """Built once for the module (the suite's per-test emptying is replaced by `_clean` below);
+    the communes' settings, files and uploads are put back or kept in a temporary folder."""
+    import copy
+
+    from tenants.context import unscoped
+    from tenants.models import Tenant
+
+    tmp = tmp_path_factory.mktemp("sweep")
+    shutil.copytree(app.config["TENANTS_DIR"], tmp / "tenants")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(app.config, "TENANTS_DIR", str(tmp / "tenants"))
+        mp.setitem(app.config, "UPLOADS_DIR", str(tmp / "uploads"))
+        with app.app_context(), unscoped():
+            saved = {t.id: (t.name, copy.deepcopy(t.settings)) for t in db.session.scalars(select(Tenant))}
+            db.session.remove()
+        try:
+            yield World(app)
+        finally:
+            with app.app_context(), unscoped():
+                db.session.remove()
+                for tenant in db.session.scalars(select(Tenant)):
+                    tenant.name, tenant.settings = saved[tenant.id]
+                db.session.commit()
+                db.session.remove()
+            _empty_tables(app)
+            for f in Path(app.config.get("OUTBOX_DIR", tmp)).glob("*"):
+                f.unlink()
+            limiter.reset()
+            set_tenant_id(None)
+
+
+@pytest.fixture(autouse=True)
+def _clean(app):
+    """Replaces the suite's emptying after each test: the world lives for the module."""
+    limiter.reset()
+    yield
+    with app.app_context():
+        db.session.remove()
+    set_tenant_id(None)
+
+
+# ---------------------------------------------------------------------------- the routes
+
+
+@dataclass
+class Target:
+    role: str                       # anonymous, parent, agent, support, support_agent
+    args: object = None             # (world, slug) -> the URL's values
+    page: object = None             # (world, slug, url) -> the page whose form posts here (default: the URL)
+    ids: tuple = ()                 # URL values that name a row: another commune's, unknown, too large -> 404
+    fresh: bool = False             # a parent of its own (the route logs out, changes the password…)
+    commune: str | None = None      # pinned to a commune (else one in turn)
+
+
+def _cart(w, s):
+    return {"cart_id": w.fresh_cart(s)}
+
+
+def _planning(w, s, url):
+    cart = url.split("/")[3]
+    return f"/{s}/demarches/{cart}/planning?activite={w.c[s].units_id}"
+
+
+def _recap(w, s, url):
+    return f"/{s}/demarches/{url.split('/')[3]}/recapitulatif"
+
+
+def _child(w, s):
+    return {"child_id": w.c[s].kids[0]}
+
+
+TARGETS: dict[str, Target] = {
+    # anyone
+    "/langue": Target("anonymous", page=lambda w, s, url: "/"),
+    "/<tenant>/langue": Target("anonymous", page=lambda w, s, url: f"/{s}/"),
+    "/<tenant>/connexion": Target("anonymous"),
+    "/<tenant>/creer-mon-espace": Target("anonymous"),
+    "/<tenant>/mot-de-passe-oublie": Target("anonymous"),
+    "/<tenant>/activation/renvoyer": Target("anonymous", page=lambda w, s, url: f"/{s}/activation/perime"),
+    "/<tenant>/reinitialiser/<token>": Target("anonymous", args=lambda w, s: {"token": w.reset_token(s)}),
+    "/<tenant>/famille/invitation/<token>": Target("anonymous", args=lambda w, s: {"token": w.invitation_token(s)}),
+    "/support/connexion": Target("anonymous"),
+    # a parent
+    "/<tenant>/deconnexion": Target("parent", fresh=True, page=lambda w, s, url: f"/{s}/mon-espace"),
+    "/<tenant>/mes-identifiants": Target("parent", fresh=True),
+    "/<tenant>/conditions-generales": Target("parent", fresh=True),
+    "/<tenant>/famille/abonnements": Target("parent", fresh=True),
+    "/<tenant>/famille/adresse-email": Target("parent", fresh=True),
+    "/<tenant>/famille/supprimer-mon-compte": Target("parent", fresh=True),
+    "/<tenant>/famille/co-representant": Target("parent"),
+    "/<tenant>/famille/responsables/<int:resp_id>": Target(
+        "parent", args=lambda w, s: {"resp_id": w.c[s].resp_id}, ids=("resp_id",)),
+    "/<tenant>/famille/enfants/nouveau": Target("parent"),
+    "/<tenant>/famille/enfants/<int:child_id>/informations": Target("parent", args=_child, ids=("child_id",)),
+    "/<tenant>/famille/enfants/<int:child_id>/sante": Target("parent", args=_child, ids=("child_id",)),
+    "/<tenant>/famille/enfants/<int:child_id>/autorisations": Target("parent", args=_child, ids=("child_id",)),
+    "/<tenant>/famille/enfants/<int:child_id>/contacts/nouveau": Target("parent", args=_child, ids=("child_id",)),
+    "/<tenant>/famille/enfants/<int:child_id>/contacts/<int:contact_id>": Target(
+        "parent", args=lambda w, s: {"child_id": w.c[s].kids[0], "contact_id": w.fresh_contact(s)},
+        ids=("child_id", "contact_id")),
+    "/<tenant>/famille/enfants/<int:child_id>/contacts/<int:contact_id>/supprimer": Target(
+        "parent", args=lambda w, s: {"child_id": w.c[s].kids[0], "contact_id": w.fresh_contact(s)},
+        page=lambda w, s, url: f"/{s}/famille/enfants/{w.c[s].kids[0]}", ids=("child_id", "contact_id")),
+    "/<tenant>/famille/modifications/<int:change_id>/annuler": Target(
+        "parent", args=lambda w, s: {"change_id": w.fresh_change(s)}, page=lambda w, s, url: f"/{s}/famille/dossier",
+        ids=("change_id",)),
+    "/<tenant>/inscriptions/nouvelle": Target("parent", commune="saint-loubes"),
+    "/<tenant>/reservations/<int:activity_id>": Target(
+        "parent", args=lambda w, s: {"activity_id": w.c[s].units_id}, ids=("activity_id",)),
+    "/<tenant>/demarches/<int:cart_id>/choix": Target("parent", args=_cart, page=_planning, ids=("cart_id",)),
+    "/<tenant>/demarches/<int:cart_id>/planning": Target("parent", args=_cart, page=_planning, ids=("cart_id",)),
+    "/<tenant>/demarches/<int:cart_id>/tout": Target("parent", args=_cart, page=_planning, ids=("cart_id",)),
+    "/<tenant>/demarches/<int:cart_id>/periodicite": Target("parent", args=_cart, page=_planning, ids=("cart_id",)),
+    "/<tenant>/demarches/<int:cart_id>/meme-demande": Target("parent", args=_cart, page=_recap, ids=("cart_id",)),
+    "/<tenant>/demarches/<int:cart_id>/valider": Target("parent", args=_cart, page=_recap, ids=("cart_id",)),
+    "/<tenant>/demarches/<int:cart_id>/annuler": Target("parent", args=_cart, page=_recap, ids=("cart_id",)),
+    "/<tenant>/demandes/<int:number>/annuler": Target(
+        "parent", args=lambda w, s: {"number": w.fresh_demande(s)["number"]},
+        page=lambda w, s, url: url.rsplit("/", 1)[0], ids=("number",)),
+    "/<tenant>/absences/<int:reservation_id>": Target(
+        "parent", args=lambda w, s: {"reservation_id": w.fresh_reservation(s)}, ids=("reservation_id",)),
+    # an agent
+    "/<tenant>/admin/activites/nouvelle": Target("agent"),
+    "/<tenant>/admin/activites/<int:activity_id>": Target(
+        "agent", args=lambda w, s: {"activity_id": w.fresh_activity(s, booked=True)}, ids=("activity_id",)),
+    "/<tenant>/admin/activites/<int:activity_id>/archiver": Target(
+        "agent", args=lambda w, s: {"activity_id": w.fresh_activity(s)}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("activity_id",)),
+    "/<tenant>/admin/activites/<int:activity_id>/supprimer": Target(
+        "agent", args=lambda w, s: {"activity_id": w.fresh_activity(s)}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("activity_id",)),
+    "/<tenant>/admin/annuaire/nouvelle": Target("agent"),
+    "/<tenant>/admin/annuaire/<int:family_id>/compte": Target(
+        "agent", args=lambda w, s: {"family_id": w.fresh_family_without_account(s)},
+        page=lambda w, s, url: url.rsplit("/", 1)[0], ids=("family_id",)),
+    "/<tenant>/admin/annuaire/<int:family_id>/residence": Target(
+        "agent", args=lambda w, s: {"family_id": w.c[s].family_id}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("family_id",)),
+    "/<tenant>/admin/commune/accueil": Target("agent", page=lambda w, s, url: f"/{s}/admin/commune"),
+    "/<tenant>/admin/commune/actualites": Target("agent", page=lambda w, s, url: f"/{s}/admin/commune"),
+    "/<tenant>/admin/commune/actualites/<int:index>/supprimer": Target(
+        "agent", args=lambda w, s: {"index": w.news_index(s)}, page=lambda w, s, url: f"/{s}/admin/commune"),
+    "/<tenant>/admin/commune/identite": Target("agent", page=lambda w, s, url: f"/{s}/admin/commune"),
+    "/<tenant>/admin/commune/motifs": Target("agent", page=lambda w, s, url: f"/{s}/admin/commune"),
+    "/<tenant>/admin/demandes-suppression/<int:request_id>/traitee": Target(
+        "agent", args=lambda w, s: {"request_id": w.fresh_deletion(s)},
+        page=lambda w, s, url: f"/{s}/admin/demandes-suppression", ids=("request_id",)),
+    "/<tenant>/admin/demandes/<int:demande_id>/decision": Target(
+        "agent", args=lambda w, s: {"demande_id": w.fresh_demande(s)["id"]},
+        page=lambda w, s, url: url.rsplit("/", 1)[0], ids=("demande_id",)),
+    "/<tenant>/admin/familles/nouvelle": Target("agent"),
+    "/<tenant>/admin/familles/<int:family_id>/enfants": Target(
+        "agent", args=lambda w, s: {"family_id": w.c[s].family_id}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("family_id",)),
+    "/<tenant>/admin/familles/<int:family_id>/quotient": Target(
+        "agent", args=lambda w, s: {"family_id": w.c[s].family_id}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("family_id",)),
+    "/<tenant>/admin/inscriptions/<int:inscription_id>/decision": Target(
+        "agent", args=lambda w, s: {"inscription_id": w.fresh_pending_inscription(s)},
+        page=lambda w, s, url: f"/{s}/admin/inscriptions", ids=("inscription_id",)),
+    "/<tenant>/admin/mails/<int:mail_id>/renvoyer": Target(
+        "agent", args=lambda w, s: {"mail_id": w.fresh_failed_mail(s)}, page=lambda w, s, url: f"/{s}/admin/mails",
+        ids=("mail_id",)),
+    "/<tenant>/admin/modifications/<int:change_id>/decision": Target(
+        "agent", args=lambda w, s: {"change_id": w.fresh_change(s)}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("change_id",)),
+    "/<tenant>/admin/pre-reservations/<int:activity_id>": Target(
+        "agent", args=lambda w, s: {"activity_id": w.c[s].sessions_id}, ids=("activity_id",)),
+    "/<tenant>/admin/pre-reservations/tirages/<int:run_id>/publier": Target(
+        "agent", args=lambda w, s: {"run_id": w.fresh_run(s)}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("run_id",)),
+    # support
+    "/<tenant>/admin/support-sortie": Target("support_agent", page=lambda w, s, url: f"/{s}/admin/"),
+    "/support/communes/<slug>/entrer": Target("support", args=lambda w, s: {"slug": s},
+                                              page=lambda w, s, url: "/support/"),
+    "/support/deconnexion": Target("support", page=lambda w, s, url: "/support/"),
+}
+
+
+def post_rules(app) -> dict[str, object]:
+    return {rule.rule: rule for rule in app.url_map.iter_rules() if "POST" in rule.methods}
+
+
+def fill(rule: str, values: dict) -> str:
+    def value(match):
+        return str(values[match.group(1)])
+
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", value, rule)
+
+
+def commune_for(rule: str) -> str:
+    target = TARGETS[rule]
+    if target.commune:
+        return target.commune
+    return COMMUNES[sorted(TARGETS).index(rule) % len(COMMUNES)]
+
+
+def test_every_post_route_is_swept(app):
+    """A new POST route fails here until it has a target (and a removed one until its target goes)."""
+    rules = set(post_rules(app))
+    assert sorted(rules - set(TARGETS)) == [], "routes POST sans cible dans le balayage"
+    assert sorted(set(TARGETS) - rules) == [], "cibles du balayage sans route"
+
+
+# ---------------------------------------------------------------------------- one route, every input
+
+@dataclass
+class Prepared:
+    rule: str
+    slug: str
+    url: str
+    client: object
+    form: Form
+    csrf: str
+    values: dict
+
+
+def prepare(app, world: World, rule: str) -> Prepared:
+    target = TARGETS[rule]
+    slug = commune_for(rule)
+    values = dict(target.args(world, slug)) if target.args else {}
+    values.setdefault("tenant", slug)
+    url = fill(rule, values)
+    client = world.client(target.role, slug, fresh=target.fresh)
+    page = target.page(world, slug, url) if target.page else url
+    res = client.get(page)
+    assert res.status_code in (200, 410), f"{page} : {res.status_code}"  # 410: a dead link's page, with its form
+    html = res.get_data(as_text=True)
+    adapter = app.url_map.bind("localhost")
+
+    def posts_here(action: str) -> bool:
+        try:
+            found, _args = adapter.match(action, method="POST", return_rule=True)
+        except Exception:  # noqa: BLE001 (not a route of the app)
+            return False
+        return found.rule == rule
+
+    form = form_for(html, page, posts_here)
+    assert form is not None, f"{page} n'offre plus de formulaire vers {rule}"
+    return Prepared(rule, slug, url, client, form, csrf_of(html), values)
+
+
+def _ids_for(world: World, slug: str) -> list[str]:
+    others = [s for s in COMMUNES if s != slug]
+    return [str(i) for s in (slug, *others) for i in world.c[s].ids()]
+
+
+@pytest.mark.parametrize("rule", sorted(TARGETS))
+def test_no_5xx_on_junk(app, world, rule):
+    """The form of this route with junk in it (fixed cases, then hypothesis): never a 5xx, an error
+    page in French, a redirect that stays on the site."""
+    p = prepare(app, world, rule)
+    today = clock.today()
+
+    def send(sub: Submission):
+        return p.client.post(p.url, data=sub.data(p.csrf), headers=sub.headers())
+
+    for sub in fixed_submissions(p.form, today=today, passwords=[PASSWORD]):
+        send_and_judge(send, sub, f"{p.slug} POST {p.url}")
+    sweep(send, p.form, today=today, label=f"{p.slug} POST {p.url}", ids=_ids_for(world, p.slug),
+          passwords=[PASSWORD])
+
+
+@pytest.mark.parametrize("rule", sorted(TARGETS))
+def test_csrf_missing_or_forged_gives_the_french_400_page(app, world, rule):
+    p = prepare(app, world, rule)
+    plain = [(n, f.values[0] if f.values else "") for n, f in p.form.fields.items()
+             if not n.endswith("csrf_token") and f.kind != "file"]
+    for token in (None, "forged", p.csrf[:-4] + "AAAA", "é\x00"):
+        for htmx in (False, True):
+            data = dict(plain)
+            if token is not None:
+                data["csrf_token"] = token
+            res = p.client.post(p.url, data=data, headers={"HX-Request": "true"} if htmx else {})
+            text = res.get_data(as_text=True)
+            assert res.status_code == 400, (rule, token, htmx, res.status_code)
+            assert judge(res) == []
+            assert "Formulaire expiré" in text and "Rechargez la page et recommencez" in text, (rule, token)
+
+
+ID_RULES = sorted(r for r, t in TARGETS.items() if t.ids)
+
+
+@pytest.mark.parametrize("rule", ID_RULES)
+def test_an_id_of_another_commune_unknown_or_too_large_is_a_404(app, world, rule):
+    p = prepare(app, world, rule)
+    target = TARGETS[rule]
+    other = next(s for s in COMMUNES if s != p.slug)
+    foreign = dict(target.args(world, other))
+    data = [(n, f.values[0] if f.values else "") for n, f in p.form.fields.items() if f.kind != "file"]
+    data = MultiDict([(n, v) for n, v in data if n != "csrf_token"] + [("csrf_token", p.csrf)])
+    for name in target.ids:
+        for bad in (foreign[name], 999_999, MAX_ID, MAX_ID + 1, 10**20):
+            values = dict(p.values, **{name: bad})
+            url = fill(rule, values)
+            for headers in ({}, {"HX-Request": "true"}):
+                res = p.client.post(url, data=data, headers=headers)
+                assert res.status_code == 404, (url, res.status_code)
+                assert judge(res) == [], url
+
+
+# ---------------------------------------------------------------------------- the sweep catches a 500
+
+
+def test_the_sweep_reports_a_planted_500():
+    """A throwaway app whose form divides by what is typed: the sweep must report it, with the
+    input that breaks it; the same sweep on a sound form passes."""
+    from flask import Flask, abort, request
+
+    throwaway = Flask("planted")
+
+    @throwaway.post("/fragile")
+    def fragile():
+        return f"<p>{100 // int(request.form.get('n') or 1)}</p>"  # "0" -> ZeroDivisionError, "x" -> ValueError
+
+    @throwaway.post("/solide")
+    def solid():
+        raw = request.form.get("n", "")
+        if not (raw.isascii() and raw.isdigit()) or int(raw) == 0:
+            abort(404)
+        return f"<p>{100 // int(raw)}</p>"
+
+    @throwaway.errorhandler(404)
+    def not_found(_exc):
+        return '<html lang="fr"><h1>Page introuvable</h1></html>', 404
+
+    form = Form(action="/fragile")
+    form.add("n", "text", "4")
+    today = clock.today()
+    for propagate in (True, False):  # the exception itself (tests) or the 500 page (production)
+        throwaway.config["PROPAGATE_EXCEPTIONS"] = propagate
+        client = throwaway.test_client()
+
+        def send(sub, path="/fragile", client=client):
+            return client.post(path, data=sub.data(None))
+
+        with pytest.raises(SweepFailure) as caught:
+            sweep(send, form, today=today, label="POST /fragile", max_examples=30)
+        message = str(caught.value)
+        assert "POST /fragile" in message and "n=" in message
+        assert ("ZeroDivisionError" in message or "ValueError" in message) if propagate else "HTTP 500" in message
+
+    client = throwaway.test_client()
+    sweep(lambda sub: client.post("/solide", data=sub.data(None)), Form(action="/solide", fields=form.fields),
+          today=today, label="POST /solide", max_examples=30)
