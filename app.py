@@ -156,8 +156,15 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_errors(app: Flask) -> None:
+    from flask import flash, make_response
+
     def page(status, title, message):
-        return render_template("error.html", status=status, title=title, message=message), status
+        response = make_response(render_template("error.html", status=status, title=title, message=message), status)
+        if request.headers.get("HX-Request") == "true":
+            # htmx swaps no error answer: the page the user is on reloads and says why at its top
+            flash(message, "error")
+            response.headers["HX-Refresh"] = "true"
+        return response
 
     @app.errorhandler(400)
     def bad_request(exc):

@@ -237,7 +237,7 @@ class Submission:
         return f"Submission({', '.join(parts)}{', htmx' if self.htmx else ''})"
 
 
-def plausible(f: Field, today: date, passwords: Iterable[str] = ()) -> list[str]:
+def plausible(f: Field, today: date, passwords: Iterable[str] = (), emails: Iterable[str] = ()) -> list[str]:
     """What a user filling the form in would send for this field."""
     soon = today + timedelta(days=10)
     seen = [v for v in f.values if v is not None]
@@ -246,8 +246,8 @@ def plausible(f: Field, today: date, passwords: Iterable[str] = ()) -> list[str]
         return seen or [""]
     if kind == "password":
         return [*passwords, "Nouveau-pass-2027"]
-    if kind == "email":
-        return [v for v in seen if v] + ["camille.sweep@exemple.test"]
+    if kind == "email" or (kind == "text" and "mail" in f.name):
+        return [v for v in seen if v] + [*emails, "camille.sweep@exemple.test"]
     if kind == "date":
         return [v for v in seen if v] + [soon.isoformat(), soon.strftime("%d/%m/%Y")]
     if kind == "datetime-local":
@@ -283,13 +283,13 @@ JUNK_FILES = st.one_of(
 )
 
 
-def field_strategy(f: Field, today: date, ids: list[str], passwords: list[str], corrupt: bool):
+def field_strategy(f: Field, today: date, ids: list[str], passwords: list[str], emails: list[str], corrupt: bool):
     """A (values, files) pair for one field: plausible, or (corrupt) junk, absent, or a list of values."""
     if f.kind == "file":
         good = st.sampled_from([[], [(PNG_1PX, "photo.png")], [(PDF_TINY, "certificat.pdf")]])
         files = good if not corrupt else st.one_of(JUNK_FILES.map(lambda t: [t]), st.just([]))
         return files.map(lambda fs: ([], fs))
-    choices = st.sampled_from(plausible(f, today, passwords))
+    choices = st.sampled_from(plausible(f, today, passwords, emails))
     if f.multiple:
         good = st.lists(choices, max_size=3, unique=True)
     else:
@@ -306,13 +306,14 @@ def field_strategy(f: Field, today: date, ids: list[str], passwords: list[str], 
 
 @st.composite
 def submissions(draw, form: Form, *, today: date, ids: list[str] = (), passwords: list[str] = (),
-                htmx: bool | None = None) -> Submission:
+                emails: list[str] = (), htmx: bool | None = None) -> Submission:
     """What a browser would send, with junk in some fields (shrinking towards fewer junk fields)."""
     names = sorted(n for n in form.fields if n != "csrf_token")
     corrupt = draw(st.sets(st.sampled_from(names), max_size=len(names))) if names else set()
     sub = Submission(fields=[])
     for name in names:
-        values, files = draw(field_strategy(form.fields[name], today, list(ids), list(passwords), name in corrupt))
+        values, files = draw(field_strategy(form.fields[name], today, list(ids), list(passwords), list(emails),
+                                            name in corrupt))
         sub.fields.extend((name, v) for v in values)
         sub.files.extend((name, content, filename) for content, filename in files)
     extra = draw(st.lists(st.tuples(st.sampled_from(["next", "back", "id", "x", "\x00", "é" * 3]), junk_text(ids)),
@@ -381,9 +382,10 @@ def send_and_judge(send: Callable[[Submission], object], sub: Submission, label:
 
 
 def sweep(send: Callable[[Submission], object], form: Form, *, today: date, label: str, ids: list[str] = (),
-          passwords: list[str] = (), htmx: bool | None = None, max_examples: int | None = None) -> None:
+          passwords: list[str] = (), emails: list[str] = (), htmx: bool | None = None,
+          max_examples: int | None = None) -> None:
     """Hypothesis over the form's submissions; raises SweepFailure (with the smallest example found)."""
-    strategy = submissions(form, today=today, ids=list(ids), passwords=list(passwords),
+    strategy = submissions(form, today=today, ids=list(ids), passwords=list(passwords), emails=list(emails),
                            htmx=(None if form.htmx else False) if htmx is None else htmx)
     profile = settings.get_profile("post-sweep")
 
