@@ -75,7 +75,7 @@ def _bounded_ids(app: Flask) -> None:
     from werkzeug.exceptions import NotFound
     from werkzeug.routing import IntegerConverter, ValidationError
 
-    from core.ids import MAX_ID
+    from core.bounds import MAX_ID
 
     class IdConverter(IntegerConverter):
         regex = r"[0-9]+"

@@ -22,9 +22,9 @@ from sqlalchemy.orm import (
     with_loader_criteria,
 )
 
+from core.bounds import as_id
 from core.hotsql import hot
 from core.hotsql import rows as hot_rows
-from core.ids import as_id
 from tenants.context import CrossTenantWrite, TenantNotSet, current_tenant_id, is_unscoped
 
 
@@ -96,7 +96,7 @@ def _stamp_and_check(session, flush_context, instances) -> None:
 
 
 def _scoped_key(model, ident, caller: str) -> tuple[int, int] | None:
-    """(commune, primary key) of a lookup, None for an id that cannot be one (`core.ids.as_id`); raises
+    """(commune, primary key) of a lookup, None for an id that cannot be one (`core.bounds.as_id`); raises
     outside a commune."""
     if not issubclass(model, TenantScoped):
         raise TypeError(f"{model.__name__} n'est pas un modèle communal")

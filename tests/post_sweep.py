@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
-from core.ids import MAX_ID
+from core.bounds import MAX_ID
 
 EXAMPLES = int(os.environ.get("SWEEP_EXAMPLES", "6"))
 SEED = os.environ.get("SWEEP_SEED")
@@ -307,8 +307,10 @@ def field_strategy(f: Field, today: date, ids: list[str], passwords: list[str], 
 @st.composite
 def submissions(draw, form: Form, *, today: date, ids: list[str] = (), passwords: list[str] = (),
                 emails: list[str] = (), htmx: bool | None = None) -> Submission:
-    """What a browser would send, with junk in some fields (shrinking towards fewer junk fields)."""
-    names = sorted(n for n in form.fields if n != "csrf_token")
+    """What a browser would send, with junk in some fields (shrinking towards fewer junk fields): every
+    field, and at most one button (the one clicked: "Ajouter des lignes" is not "Enregistrer")."""
+    names = sorted(n for n, f in form.fields.items() if n != "csrf_token" and f.kind != "button")
+    buttons = [(n, v) for n, f in sorted(form.fields.items()) if f.kind == "button" for v in (f.values or [""])]
     corrupt = draw(st.sets(st.sampled_from(names), max_size=len(names))) if names else set()
     sub = Submission(fields=[])
     for name in names:
@@ -316,6 +318,11 @@ def submissions(draw, form: Form, *, today: date, ids: list[str] = (), passwords
                                             name in corrupt))
         sub.fields.extend((name, v) for v in values)
         sub.files.extend((name, content, filename) for content, filename in files)
+    if buttons:
+        clicked = draw(st.one_of(st.sampled_from([None, *buttons]),
+                                 st.tuples(st.sampled_from(sorted({n for n, _v in buttons})), junk_text(ids))))
+        if clicked is not None:
+            sub.fields.append(clicked)
     extra = draw(st.lists(st.tuples(st.sampled_from(["next", "back", "id", "x", "\x00", "é" * 3]), junk_text(ids)),
                           max_size=2))
     sub.fields.extend(extra)
@@ -402,7 +409,7 @@ def sweep(send: Callable[[Submission], object], form: Form, *, today: date, labe
 def fixed_submissions(form: Form, *, today: date, passwords: list[str] = ()) -> list[Submission]:
     """The same junk in every field at once (a few values that broke forms before), then each field as a
     list: cheap, deterministic, and the first thing a new form meets."""
-    names = sorted(n for n in form.fields if n != "csrf_token" and form.fields[n].kind != "file")
+    names = sorted(n for n, f in form.fields.items() if n != "csrf_token" and f.kind not in ("file", "button"))
     subs = []
     for junk in ("", "\x00", "9" * 30, str(MAX_ID + 1), "-1", "²", "2026-02-30", "\u202e😀", "/\r\nX: 1", "a" * 6000):
         subs.append(Submission(fields=[(n, junk) for n in names]))

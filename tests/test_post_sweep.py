@@ -23,13 +23,14 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from core import clock
-from core.ids import MAX_ID
+from core.bounds import MAX_ID
 from extensions import db, limiter
 from tenants.context import set_tenant_id, tenant_scope
 from tests.conftest import CSRF_RE, PASSWORD, _empty_tables
@@ -833,6 +834,41 @@ def test_post_route(app, world, rule):
         send_and_judge(send, sub, label)
     sweep(send, p.form, today=today, label=label, ids=_ids_for(world, p.slug), passwords=[PASSWORD],
           emails=world.emails(p.slug))
+
+
+# ---------------------------------------------------------------------------- the same pattern on GET filters
+
+QUERY_NAMES = ("activite", "page", "unite", "enfant", "date", "jour", "du", "au", "vue", "statut", "type", "q",
+               "age", "theme", "creneau", "discipline", "filtre", "commune", "next", "suite", "jeton", "nouvelle")
+QUERY_JUNK = ("9" * 30, str(MAX_ID + 1), "-1", "²", "9999-12-31", "0001-01-01", "31/12/9999", "\x00", "‮😀", "//evil.test")
+
+
+def _get_pages(app, world, slug) -> dict[str, list[str]]:
+    """Each user's pages that read their query string (filters, pages, the planning, the agenda)."""
+    pages = {"anonymous": [], "parent": [], "agent": [], "support": ["/support/", "/support/journal"]}
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or set(rule.arguments) - {"tenant"} or not rule.rule.startswith("/<tenant>/"):
+            continue
+        url = fill(rule.rule, {"tenant": slug})
+        role = "agent" if "/admin/" in url else "parent"
+        pages[role].append(url)
+        pages["anonymous"].append(url)
+    pages["parent"].append(f"/{slug}/demarches/{world.fresh_cart(slug)}/planning")
+    return pages
+
+
+def test_junk_in_a_query_string_is_never_a_5xx(app, world):
+    """The filters of the agents' lists, the agenda, the planning…: ids no INTEGER holds, far dates,
+    unicode, open redirects in ?next=: the page falls back or answers 4xx, never 5xx (each junk value
+    in one commune in turn)."""
+    for n, junk in enumerate(QUERY_JUNK):
+        slug = COMMUNES[n % len(COMMUNES)]
+        query = "&".join(f"{name}={quote(junk)}" for name in QUERY_NAMES)
+        for role, urls in _get_pages(app, world, slug).items():
+            client = world.client(role, slug)
+            for url in urls:
+                res = client.get(f"{url}?{query}")
+                assert judge(res) == [], (role, url, junk, judge(res))
 
 
 # ---------------------------------------------------------------------------- the sweep catches a 500

@@ -37,6 +37,8 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from core.bounds import FIRST_DAY, LAST_DAY, day_in_range
+
 REQUIRED = _l("Ce champ est obligatoire.")
 
 
@@ -50,13 +52,21 @@ def too_long(n):
     return _l("%(num)d caractères au maximum.", num=n)
 
 
+def out_of_range() -> ValueError:
+    return ValueError(str(_l("Saisissez une date entre %(first)s et %(last)s.", first=FIRST_DAY.strftime("%d/%m/%Y"),
+                             last=LAST_DAY.strftime("%d/%m/%Y"))))
+
+
 def parse_date(text: str) -> date:
     text = (text or "").strip()
     for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d/%m/%y"):
         try:
-            return datetime.strptime(text, fmt).date()
+            day = datetime.strptime(text, fmt).date()
         except ValueError:
             continue
+        if not day_in_range(day):
+            raise out_of_range()
+        return day
     raise ValueError(str(_l("Date invalide : saisissez-la au format JJ/MM/AAAA.")))
 
 
@@ -97,10 +107,13 @@ class FrDateTimeField(_Parsed, StringField):
         if text.strip():
             for fmt in ("%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%d/%m/%Y %H:%M"):
                 try:
-                    self.data = datetime.strptime(text.strip(), fmt)
-                    return
+                    moment = datetime.strptime(text.strip(), fmt)
                 except ValueError:
                     continue
+                if not day_in_range(moment.date()):
+                    raise out_of_range()
+                self.data = moment
+                return
             raise ValueError(str(_l("Date et heure invalides : saisissez-les au format JJ/MM/AAAA HH:MM.")))
 
     def _value(self):

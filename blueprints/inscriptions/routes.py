@@ -6,8 +6,8 @@ from sqlalchemy import select
 from blueprints.inscriptions import bp
 from blueprints.links import WebLinks
 from core import clock
+from core.bounds import as_id, as_ids
 from core.demandes import DemandeError, create_inscription_demande
-from core.ids import as_id, as_ids
 from core.locking import Busy
 from core.models import INSCRIPTION_ACCEPTED, INSCRIPTION_PENDING, ROLE_PARENT, Activity, Child, Inscription
 from extensions import db

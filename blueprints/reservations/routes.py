@@ -16,8 +16,8 @@ from blueprints.rush.gate import gate as rush_gate
 from blueprints.rush.gate import leave as rush_leave
 from core import booking, clock
 from core.booking import BookingError
+from core.bounds import as_id, as_ids
 from core.demandes import DemandeError, submit_cart
-from core.ids import as_id, as_ids
 from core.locking import Busy
 from core.models import (
     INSCRIPTION_ACCEPTED,
