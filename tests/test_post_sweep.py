@@ -836,6 +836,45 @@ def test_post_route(app, world, rule):
           emails=world.emails(p.slug))
 
 
+# ---------------------------------------------------------------------------- the report that opened it
+
+
+def test_the_saint_loubes_inscription_form_with_junk_says_why_or_404(app, world):
+    """Issue 12's first finding: "Créer une inscription" at Saint-Loubès answered 500 to junk (an id no
+    INTEGER holds) and took any activity id, even one closed to inscriptions."""
+    from core.models import Activity, Inscription
+
+    slug = "saint-loubes"
+    c = world.c[slug]
+    client = world.client("parent", slug)
+    url = f"/{slug}/inscriptions/nouvelle"
+    token = csrf_of(client.get(url).get_data(as_text=True))
+
+    def post(**data):
+        return client.post(url, data=MultiDict([("csrf_token", token), *data.items()]))
+
+    for junk in ("9" * 30, str(MAX_ID + 1), "²", "-1", "", "abc", world.c["auray"].open_id):  # none, or Auray's
+        res = post(activite=junk, enfants=c.kids[0])
+        assert res.status_code == 404 and "Page introuvable" in res.get_data(as_text=True), junk
+    res = post(activite=c.open_id, enfants="9" * 30)
+    assert res.status_code == 200 and "Choisissez au moins un enfant." in res.get_data(as_text=True)
+
+    def close():
+        db.session.get(Activity, c.open_id).inscription_open = False
+
+    world.inside(slug, close)
+    try:
+        res = post(activite=c.open_id, enfants=c.kids[0])
+        assert res.status_code == 200
+        assert 'flash--error">Les inscriptions à cette activité sont fermées.' in res.get_data(as_text=True)
+        assert world.inside(slug, lambda: db.session.scalars(select(Inscription.id).where(
+            Inscription.activity_id == c.open_id, Inscription.child_id == c.kids[0])).first()) is None
+    finally:
+        world.inside(slug, lambda: setattr(db.session.get(Activity, c.open_id), "inscription_open", True))
+    res = post(activite=c.open_id, enfants=c.kids[0])
+    assert res.status_code == 303 and "/demandes/" in res.headers["Location"]
+
+
 # ---------------------------------------------------------------------------- the same pattern on GET filters
 
 QUERY_NAMES = ("activite", "page", "unite", "enfant", "date", "jour", "du", "au", "vue", "statut", "type", "q",
