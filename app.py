@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Flask, g, render_template, request
+from flask import Flask, Request, g, render_template, request
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -14,6 +14,27 @@ from config import get_config
 from extensions import babel, csrf, db, limiter, login_manager, migrate
 
 HTMX_FILE = "vendor/htmx-2.0.11.min.js"
+
+
+def _without_nul(values):
+    if not any("\x00" in k or "\x00" in v for k, v in values.items(multi=True)):
+        return values
+    return type(values)((k.replace("\x00", ""), v.replace("\x00", "")) for k, v in values.items(multi=True))
+
+
+class PortailRequest(Request):
+    """Text as PostgreSQL can store it: the NUL character (no keyboard types it, only a forged request
+    sends it; PostgreSQL refuses it in a text column, a 500) is dropped from the query string and the form."""
+
+    @property
+    def args(self):
+        if "_clean_args" not in self.__dict__:
+            self.__dict__["_clean_args"] = _without_nul(super().args)
+        return self.__dict__["_clean_args"]
+
+    def _load_form_data(self) -> None:
+        super()._load_form_data()
+        self.__dict__["form"] = _without_nul(self.__dict__["form"])
 
 
 def select_locale() -> str:
@@ -29,6 +50,7 @@ def select_locale() -> str:
 def create_app(config_name: str | None = None, **overrides) -> Flask:
     config = get_config(config_name)
     app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent / "instance"))
+    app.request_class = PortailRequest
     app.config.from_object(config)
     app.config.update(overrides)
     _bounded_ids(app)

@@ -73,6 +73,8 @@ ENGLISH = [
 ]
 
 ALLOWED = {200, 302, 303, 400, 403, 404, 409, 410, 413, 422, 429}
+# Appended to a value the form accepts, so that it reaches the database (PostgreSQL refuses NUL in text).
+TAINTS = ["\x00", "\u202e", "😀", "𝕏", " ", "\r\n", "é" * 300, "'; --"]
 PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
     "53de0000000c4944415408d763f8ffff3f0005fe02fea7d6a4a30000000049454e44ae426082")
@@ -297,7 +299,9 @@ def field_strategy(f: Field, today: date, ids: list[str], passwords: list[str], 
     if not corrupt:
         return good.map(lambda vs: (vs, []))
     junk = junk_text(ids)
+    tainted = st.tuples(choices, st.sampled_from(TAINTS)).map(lambda t: t[0] + t[1])  # valid, then stored
     return st.one_of(
+        tainted.map(lambda v: [v]),
         junk.map(lambda v: [v]),
         st.just([]),  # the field is missing
         st.lists(st.one_of(choices, junk), min_size=2, max_size=4),  # a list where one value is expected
@@ -415,4 +419,6 @@ def fixed_submissions(form: Form, *, today: date, passwords: list[str] = ()) -> 
         subs.append(Submission(fields=[(n, junk) for n in names]))
     good = {n: plausible(form.fields[n], today, passwords)[0] for n in names}
     subs.append(Submission(fields=[(n, v) for n in names for v in (good[n], good[n] + "x", "")]))
+    for taint in ("\x00", "\u202e😀"):  # what the page offers, each value tainted: it may well be saved
+        subs.append(Submission(fields=[(n, good[n] + taint) for n in names]))
     return subs
