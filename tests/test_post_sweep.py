@@ -10,10 +10,13 @@ its URL and the page whose form posts to it.  For each, as that user, in one of 
   unicode with NUL, RTL and emoji, huge and negative numbers, lists where one value is expected,
   unknown fields, files that are not what they claim), as a plain form and as htmx;
 * a missing and a forged CSRF token (plain and htmx): the French 400 page "Formulaire expiré";
-* the ids of the URL replaced by another commune's, an unknown and a too-large one: 404.
+* the ids of the URL replaced by another commune's, an unknown and a too-large one: 404;
+* a form refused on what was typed comes back with a message and everything typed (COMES_BACK).
 
-The verdict on each answer is `tests/post_sweep.judge`.  Bounded for the normal suite; more
-examples with `SWEEP_EXAMPLES=50`, others with `SWEEP_SEED=<n>`.
+Then the same pattern on the query strings of every GET page, the report that opened issue 12 (the
+Saint-Loubès inscription form), and a planted 500 that the machinery must report.  The verdict on
+each answer is `tests/post_sweep.judge`; the world is `tests/sweep_world.py`.  Bounded for the
+normal suite; more examples with `SWEEP_EXAMPLES=50`, others with `SWEEP_SEED=<n>`.
 """
 
 from __future__ import annotations
