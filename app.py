@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Flask, g, render_template, request
+from flask import Flask, Request, g, render_template, request
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -14,6 +14,27 @@ from config import get_config
 from extensions import babel, csrf, db, limiter, login_manager, migrate
 
 HTMX_FILE = "vendor/htmx-2.0.11.min.js"
+
+
+def _without_nul(values):
+    if not any("\x00" in k or "\x00" in v for k, v in values.items(multi=True)):
+        return values
+    return type(values)((k.replace("\x00", ""), v.replace("\x00", "")) for k, v in values.items(multi=True))
+
+
+class PortailRequest(Request):
+    """Text as PostgreSQL can store it: the NUL character (no keyboard types it, only a forged request
+    sends it; PostgreSQL refuses it in a text column, a 500) is dropped from the query string and the form."""
+
+    @property
+    def args(self):
+        if "_clean_args" not in self.__dict__:
+            self.__dict__["_clean_args"] = _without_nul(super().args)
+        return self.__dict__["_clean_args"]
+
+    def _load_form_data(self) -> None:
+        super()._load_form_data()
+        self.__dict__["form"] = _without_nul(self.__dict__["form"])
 
 
 def select_locale() -> str:
@@ -29,8 +50,10 @@ def select_locale() -> str:
 def create_app(config_name: str | None = None, **overrides) -> Flask:
     config = get_config(config_name)
     app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent / "instance"))
+    app.request_class = PortailRequest
     app.config.from_object(config)
     app.config.update(overrides)
+    _bounded_ids(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
@@ -65,6 +88,30 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     if app.config.get("GC_TUNING"):
         _tune_garbage_collector()
     return app
+
+
+def _bounded_ids(app: Flask) -> None:
+    """`<int:…>` in every route reads ASCII digits that an INTEGER key can hold; any other number in
+    a URL names nothing: 404 (not a query the database refuses, a 500; nor werkzeug's 405 where
+    another method of the same path matches)."""
+    from werkzeug.exceptions import NotFound
+    from werkzeug.routing import IntegerConverter, ValidationError
+
+    from core.bounds import MAX_ID
+
+    class IdConverter(IntegerConverter):
+        regex = r"[0-9]+"
+
+        def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):  # noqa: A002 (werkzeug's names)
+            super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+        def to_python(self, value):
+            try:
+                return super().to_python(value)
+            except ValidationError:
+                raise NotFound() from None
+
+    app.url_map.converters["int"] = IdConverter
 
 
 def _tune_garbage_collector() -> None:
@@ -133,8 +180,17 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_errors(app: Flask) -> None:
+    from flask import flash, make_response
+
+    from blueprints.htmx import is_htmx
+
     def page(status, title, message):
-        return render_template("error.html", status=status, title=title, message=message), status
+        response = make_response(render_template("error.html", status=status, title=title, message=message), status)
+        if is_htmx():
+            # htmx swaps no error answer: the page the user is on reloads and says why at its top
+            flash(message, "error")
+            response.headers["HX-Refresh"] = "true"
+        return response
 
     @app.errorhandler(400)
     def bad_request(exc):

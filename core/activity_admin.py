@@ -19,8 +19,11 @@ from sqlalchemy import func, select
 
 from core.activity_config import upsert_activity
 from core.booking import slot_dates
+from core.bounds import FIRST_DAY, LAST_DAY, MAX_SPAN_DAYS, day_in_range
 from core.models import KIND_SESSIONS, KIND_UNITS, Activity, ActivityUnit, Reservation, Slot
 from extensions import db
+
+MAX_PLACES = 10_000  # a unit's or a session's places, as the activity form allows them
 
 
 @dataclass
@@ -87,6 +90,8 @@ def parse_dates(text: str) -> list[date]:
             start, end = _one_date(bounds[0]), _one_date(bounds[1])
             if end < start:
                 raise ValueError(str(_l("Période à l'envers : %(text)s", text=part)))
+            if (end - start).days > MAX_SPAN_DAYS:
+                raise ValueError(str(_l("Période trop longue : %(text)s (deux ans au plus).", text=part)))
             while start <= end:
                 out.add(start)
                 start += timedelta(days=1)
@@ -98,9 +103,13 @@ def parse_dates(text: str) -> list[date]:
 def _one_date(text: str) -> date:
     for fmt in ("%d/%m/%Y", "%Y-%m-%d", "%d/%m/%y"):
         try:
-            return datetime.strptime(text.strip(), fmt).date()
+            day = datetime.strptime(text.strip(), fmt).date()
         except ValueError:
             continue
+        if not day_in_range(day):
+            raise ValueError(str(_l("Date hors limites : « %(text)s » (entre %(first)s et %(last)s).", text=text.strip(),
+                                    first=FIRST_DAY.strftime("%d/%m/%Y"), last=LAST_DAY.strftime("%d/%m/%Y"))))
+        return day
     raise ValueError(str(_l("Date illisible : « %(text)s » (attendu JJ/MM/AAAA).", text=text.strip())))
 
 
@@ -127,12 +136,10 @@ def parse_overrides(text: str, units: list[UnitInput]) -> tuple[dict, str | None
         code = by_name.get(parts[1].lower())
         if code is None:
             return out, str(_l("Ligne %(n)d : unité inconnue « %(unit)s ».", n=n, unit=parts[1]))
-        try:
-            places = int(parts[2])
-            if places < 0:
-                raise ValueError
-        except ValueError:
-            return out, str(_l("Ligne %(n)d : le nombre de places doit être un entier positif.", n=n))
+        places = int(parts[2]) if parts[2].isascii() and parts[2].isdigit() and len(parts[2]) <= 5 else None
+        if places is None or places > MAX_PLACES:
+            return out, str(_l("Ligne %(n)d : le nombre de places doit être un entier entre 0 et %(max)d.", n=n,
+                               max=MAX_PLACES))
         out.setdefault(day.isoformat(), {})[code] = places
     return out, None
 
@@ -194,6 +201,8 @@ def check(activity: Activity | None, plan: Plan) -> Plan:
     spec = plan.spec
     if spec.get("starts_on") and spec.get("ends_on") and spec["ends_on"] < spec["starts_on"]:
         plan.problem("ends_on", _l("La date de fin doit être après la date de début."))
+    elif spec.get("starts_on") and spec.get("ends_on") and (spec["ends_on"] - spec["starts_on"]).days > MAX_SPAN_DAYS:
+        plan.problem("ends_on", _l("Une activité dure au plus deux ans : créez-en une par saison."))
     ages = spec.get("ages") or [None, None]
     if ages[0] is not None and ages[1] is not None and ages[1] < ages[0]:
         plan.problem("age_max", _l("L'âge maximum doit être supérieur ou égal à l'âge minimum."))

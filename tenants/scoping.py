@@ -22,6 +22,7 @@ from sqlalchemy.orm import (
     with_loader_criteria,
 )
 
+from core.bounds import as_id
 from core.hotsql import hot
 from core.hotsql import rows as hot_rows
 from tenants.context import CrossTenantWrite, TenantNotSet, current_tenant_id, is_unscoped
@@ -95,16 +96,15 @@ def _stamp_and_check(session, flush_context, instances) -> None:
 
 
 def _scoped_key(model, ident, caller: str) -> tuple[int, int] | None:
-    """(commune, primary key) of a lookup, None for an id that is not a number; raises outside a commune."""
+    """(commune, primary key) of a lookup, None for an id that cannot be one (`core.bounds.as_id`); raises
+    outside a commune."""
     if not issubclass(model, TenantScoped):
         raise TypeError(f"{model.__name__} n'est pas un modèle communal")
     tid = current_tenant_id()
     if tid is None:
         raise TenantNotSet(f"{caller}() sans commune active")
-    try:
-        return tid, int(ident)
-    except (TypeError, ValueError):
-        return None
+    ident = as_id(ident)
+    return None if ident is None else (tid, ident)
 
 
 def get_scoped(session: Session, model, ident, *, options=()):

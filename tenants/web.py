@@ -17,6 +17,7 @@ from tenants.context import set_tenant_id
 from tenants.models import Tenant, tenant_by_slug
 
 _SEGMENT = re.compile(r"^/([a-z0-9]+(?:-[a-z0-9]+)*)(?:/|$)")
+SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 NON_TENANT_SEGMENTS = {"static", "support", "langue", "healthz"}
 
 
@@ -58,6 +59,8 @@ def load_tenant(slug: str) -> Tenant:
     The cached copy is detached; each request gets its own instance merged into its session
     without a query.  A commune's settings changed elsewhere are seen within TENANT_CACHE_SECONDS.
     """
+    if len(slug) > 63 or not SLUG.fullmatch(slug):  # no commune is called that (nor "a%00b"): no query
+        abort(404)
     ttl = current_app.config.get("TENANT_CACHE_SECONDS", TENANT_CACHE_SECONDS)
     now = time.monotonic()
     hit = _tenant_cache.get(slug) if ttl else None

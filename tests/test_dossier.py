@@ -614,7 +614,8 @@ def test_agents_search_families_and_set_the_quotient_familial(web, make_web, mak
         assert "KERGUELEN" in html and "LE BIHAN" not in html, query
     res = staff.post(f"/auray/admin/familles/{fam['family_id']}/quotient", {"quotient": "abc"},
                      page=f"/auray/admin/familles/{fam['family_id']}")
-    assert res.status_code == 302
+    assert res.status_code == 422  # the family's page again, the message next to the field, "abc" kept
+    assert 'class="error"' in page(res) and "Saisissez un nombre entier." in page(res) and 'value="abc"' in page(res)
     staff.post(f"/auray/admin/familles/{fam['family_id']}/quotient", {"quotient": "612"},
                page=f"/auray/admin/familles/{fam['family_id']}")
     assert inside("auray", lambda: db.session.scalars(select(FamilyFile.quotient_familial)).one()) == 612

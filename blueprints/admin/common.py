@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g, request
 from flask_login import current_user
 
+from core.bounds import as_id
 from tenants.web import support_in
 
 
@@ -30,7 +31,6 @@ def no_change() -> None:
 
 
 def int_arg(name: str, default=None):
-    try:
-        return int(request.args.get(name, ""))
-    except ValueError:
-        return default
+    """A positive whole number of the query string (an id, a page) that the database can take, else `default`."""
+    value = as_id(request.args.get(name))
+    return default if value is None else value

@@ -16,12 +16,14 @@ from blueprints.admin.common import audit, no_change
 from blueprints.admin.forms import ActivityForm, ButtonForm, HomeForm, IdentityForm, MotifsForm, NewsForm
 from core import activity_admin as aa
 from core import admin_services as svc
+from core.bounds import as_id
 from core.models import KIND_UNITS, Activity
 from extensions import db
 from tenants.i18n import tenant_text
 from tenants.scoping import get_or_404
 from tenants.web import agent_required, current_tenant
 
+WEEKDAY_VALUES = {"0", "1", "2", "3", "4", "5", "6"}
 BLANK_UNITS = 2
 BLANK_SESSIONS = 3
 
@@ -97,7 +99,8 @@ def _deadline(form: ActivityForm, prefix: str, problems: dict) -> dict:
         return {"kind": "days_before", "days": days, "time": time,
                 "skip_weekends": bool(getattr(form, f"{prefix}_skip_weekends").data)}
     if kind == "weekday_before_week":
-        return {"kind": "weekday_before_week", "weekday": int(getattr(form, f"{prefix}_weekday").data or 1),
+        weekday = getattr(form, f"{prefix}_weekday").data
+        return {"kind": "weekday_before_week", "weekday": int(weekday) if weekday in WEEKDAY_VALUES else 1,
                 "time": time}
     return {"kind": "none"}
 
@@ -124,7 +127,7 @@ def _plan(form: ActivityForm, activity: Activity | None) -> aa.Plan:
     closed, error = aa.parse_closed_dates(form.closed_dates.data)
     if error:
         problems["closed_dates"] = error
-    calendar = {"weekdays": sorted(int(d) for d in (form.weekdays.data or []) if str(d).isdigit()),
+    calendar = {"weekdays": sorted({int(d) for d in (form.weekdays.data or []) if d in WEEKDAY_VALUES}),
                 "public_holidays": form.public_holidays.data, "school_holidays": form.school_holidays.data,
                 "closed_dates": closed}
     if form.zone.data in ("A", "B", "C"):
@@ -150,7 +153,7 @@ def _plan(form: ActivityForm, activity: Activity | None) -> aa.Plan:
     taken = set(codes.values())
     for i, entry in enumerate(form.units.entries):
         row = entry.form
-        uid = int(row.id.data) if (row.id.data or "").isdigit() and int(row.id.data) in codes else None
+        uid = as_id(row.id.data) if as_id(row.id.data) in codes else None
         label = (row.label.data or "").strip()
         code = codes[uid] if uid else (aa.unit_code(label, taken) if label else "")
         plan.units.append(aa.UnitInput(index=i, id=uid, label=label, capacity=row.capacity.data,
@@ -158,7 +161,7 @@ def _plan(form: ActivityForm, activity: Activity | None) -> aa.Plan:
     existing_sessions = {s.id for s in aa.sessions_of(activity)} if activity is not None else set()
     for i, entry in enumerate(form.sessions.entries):
         row = entry.form
-        sid = int(row.id.data) if (row.id.data or "").isdigit() and int(row.id.data) in existing_sessions else None
+        sid = as_id(row.id.data) if as_id(row.id.data) in existing_sessions else None
         try:
             dates = aa.parse_dates(row.dates.data)
         except ValueError as err:

@@ -7,10 +7,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
-from wtforms import IntegerField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms import StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
 
 from blueprints.admin import bp
+from blueprints.admin.forms import FrIntegerField
 from blueprints.famille.forms import REQUIRED, ChildForm
 from blueprints.links import safe_next
 from core import dossier_services as ds
@@ -29,8 +30,7 @@ from tenants.web import agent_required
 
 
 class QuotientForm(FlaskForm):
-    quotient = IntegerField(_l("Quotient familial"), validators=[
-        Optional(), NumberRange(min=0, max=99999, message=_l("Saisissez un nombre entier entre 0 et 99999."))])
+    quotient = FrIntegerField(_l("Quotient familial"), minimum=0, maximum=99999, validators=[Optional()])
 
 
 class DecisionForm(FlaskForm):
@@ -88,7 +88,10 @@ def family_new():
 @bp.get("/familles/<int:family_id>")
 @agent_required
 def family(family_id):
-    fam = get_or_404(db.session, Family, family_id)
+    return _family_page(get_or_404(db.session, Family, family_id))
+
+
+def _family_page(fam: Family, quotient_form: QuotientForm | None = None, status: int = 200):
     resps = ds.responsables(fam)
     fiscal = ds.family_file(fam)
     children = ds.children_of(fam)
@@ -104,11 +107,11 @@ def family(family_id):
         general_rows={c.id: ds.rows(ds.ENTITY_CHILD, c, None) for c in children},
         photos={c.id: files[c.id].photo for c in children},
         contacts={c.id: [(k, ds.rows(ds.ENTITY_CONTACT, k, None)) for k in ds.contacts_of(c)] for c in children},
-        pending=pending, quotient_form=QuotientForm(data={"quotient": fiscal.quotient_familial}),
+        pending=pending, quotient_form=quotient_form or QuotientForm(data={"quotient": fiscal.quotient_familial}),
         child_form=ChildForm(prefix="child"),
         deletions=db.session.scalars(select(AccountDeletionRequest).where(
             AccountDeletionRequest.family_id == fam.id)).all(),
-        quotient_slot=_quotient_slot(fam))
+        quotient_slot=_quotient_slot(fam)), status
 
 
 def _quotient_slot(fam):
@@ -123,12 +126,11 @@ def _quotient_slot(fam):
 def family_quotient(family_id):
     fam = get_or_404(db.session, Family, family_id)
     form = QuotientForm()
-    if form.validate_on_submit():
-        ds.set_quotient(fam, agent=current_user, value=form.quotient.data)
-        db.session.commit()
-        flash(_("Le quotient familial a été enregistré."), "success")
-    else:
-        flash(" ".join(str(e) for e in form.quotient.errors) or _("Formulaire invalide."), "error")
+    if not form.validate_on_submit():  # the message next to the field, the value as typed
+        return _family_page(fam, quotient_form=form, status=422)
+    ds.set_quotient(fam, agent=current_user, value=form.quotient.data)
+    db.session.commit()
+    flash(_("Le quotient familial a été enregistré."), "success")
     return redirect(url_for("admin.family", family_id=fam.id))
 
 

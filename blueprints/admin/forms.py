@@ -12,6 +12,7 @@ from datetime import date, datetime
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from flask_wtf.i18n import translations as wtforms_translations
 from wtforms import (
     BooleanField,
     EmailField,
@@ -37,6 +38,7 @@ from wtforms.validators import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from core import contrast
+from core.bounds import FIRST_DAY, LAST_DAY, day_in_range
 
 REQUIRED = _l("Ce champ est obligatoire.")
 
@@ -51,13 +53,21 @@ def too_long(n):
     return _l("%(num)d caractères au maximum.", num=n)
 
 
+def out_of_range() -> ValueError:
+    return ValueError(str(_l("Saisissez une date entre %(first)s et %(last)s.", first=FIRST_DAY.strftime("%d/%m/%Y"),
+                             last=LAST_DAY.strftime("%d/%m/%Y"))))
+
+
 def parse_date(text: str) -> date:
     text = (text or "").strip()
     for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d/%m/%y"):
         try:
-            return datetime.strptime(text, fmt).date()
+            day = datetime.strptime(text, fmt).date()
         except ValueError:
             continue
+        if not day_in_range(day):
+            raise out_of_range()
+        return day
     raise ValueError(str(_l("Date invalide : saisissez-la au format JJ/MM/AAAA.")))
 
 
@@ -98,10 +108,13 @@ class FrDateTimeField(_Parsed, StringField):
         if text.strip():
             for fmt in ("%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%d/%m/%Y %H:%M"):
                 try:
-                    self.data = datetime.strptime(text.strip(), fmt)
-                    return
+                    moment = datetime.strptime(text.strip(), fmt)
                 except ValueError:
                     continue
+                if not day_in_range(moment.date()):
+                    raise out_of_range()
+                self.data = moment
+                return
             raise ValueError(str(_l("Date et heure invalides : saisissez-les au format JJ/MM/AAAA HH:MM.")))
 
     def _value(self):
@@ -198,14 +211,23 @@ TIME_SLOT_CHOICES = options(("matin", _l("Matin")), ("midi", _l("Midi")), ("apre
                      ("soir", _l("Soir")), ("journee", _l("Journée")))
 
 
-class UnitRow(Form):
+class RowForm(Form):
+    """A row of a FieldList (units, sessions): WTForms' own messages in the page's language, like the
+    FlaskForm around it (a plain Form speaks English: "Not a valid choice.")."""
+
+    class Meta:
+        def get_translations(self, form):
+            return wtforms_translations
+
+
+class UnitRow(RowForm):
     id = HiddenField()
     label = StringField(_l("Unité"), validators=[Length(max=80, message=too_long(80))])
     capacity = FrIntegerField(_l("Capacité"), minimum=0, maximum=10000)
     remove = BooleanField(_l("Supprimer"))
 
 
-class SessionRow(Form):
+class SessionRow(RowForm):
     id = HiddenField()
     title = StringField(_l("Intitulé"), validators=[Length(max=200, message=too_long(200))])
     dates = StringField(_l("Date(s)"), validators=[Length(max=500, message=too_long(500))])

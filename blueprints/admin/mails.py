@@ -17,7 +17,6 @@ from tenants.scoping import get_or_404
 from tenants.web import agent_required
 
 PER_PAGE = 50
-MAX_ID = 2**31 - 1  # larger ids in a URL are simply not found
 STATUS_LABELS = {
     MAIL_PENDING: _l("En attente d'envoi"),
     MAIL_QUEUED: _l("En file d'envoi"),
@@ -72,7 +71,7 @@ def mails():
     return _listing("admin/mails.html", query, search=search)
 
 
-@bp.get(f"/familles/<int(max={MAX_ID}):family_id>/mails")
+@bp.get("/familles/<int:family_id>/mails")
 @agent_required
 def family_mails(family_id):
     """The mails sent to a family's members."""
@@ -81,7 +80,7 @@ def family_mails(family_id):
     return _listing("admin/mails_family.html", query, family=family, search="")
 
 
-@bp.post(f"/mails/<int(max={MAX_ID}):mail_id>/renvoyer")
+@bp.post("/mails/<int:mail_id>/renvoyer")
 @agent_required
 def mail_resend(mail_id):
     mail = get_or_404(db.session, OutboxMail, mail_id)

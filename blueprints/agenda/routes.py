@@ -8,6 +8,7 @@ from blueprints.agenda import bp
 from blueprints.agenda.forms import AbsenceForm
 from core import agenda as svc
 from core import clock
+from core.bounds import as_ids
 from core.locking import Busy
 from core.models import ROLE_PARENT, Reservation
 from extensions import db
@@ -21,13 +22,7 @@ def _uploads_root() -> Path:
 
 
 def _ids(name: str) -> set[int]:
-    out = set()
-    for raw in request.args.getlist(name):
-        try:
-            out.add(int(raw))
-        except ValueError:
-            continue
-    return out
+    return set(as_ids(request.args.getlist(name)))
 
 
 @bp.get("/agenda")

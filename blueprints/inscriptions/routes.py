@@ -1,4 +1,4 @@
-from flask import current_app, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -6,6 +6,7 @@ from sqlalchemy import select
 from blueprints.inscriptions import bp
 from blueprints.links import WebLinks
 from core import clock
+from core.bounds import as_id, as_ids
 from core.demandes import DemandeError, create_inscription_demande
 from core.documents import services as pieces
 from core.documents.content import max_label
@@ -59,28 +60,17 @@ def new():
     errors = {}
     piece_errors: dict[str, str] = {}
     if request.method == "POST":
-        activity = get_or_404(db.session, Activity, request.form.get("activite", type=int))
-        chosen = [c for c in children if str(c.id) in request.form.getlist("enfants")]
-        if not chosen:
-            errors[activity.id] = _("Choisissez au moins un enfant.")
-        elif not all(eligible(activity, c) for c in chosen):
-            errors[activity.id] = _("Cette activité n'est pas ouverte à l'un des enfants choisis (âge ou inscription déjà faite).")
+        activity_id = as_id(request.form.get("activite"))
+        activity = next((a for a in activities if a.id == activity_id), None)
+        if activity is None:  # not one this page offers: another commune's or none (404), or closed meanwhile
+            get_or_404(db.session, Activity, activity_id)
+            flash(_("Les inscriptions à cette activité sont fermées."), "error")
         else:
-            try:
-                _pieces_given(activity, chosen, piece_errors)
-                if piece_errors:
-                    raise DemandeError("pieces", _("Un fichier n'a pas pu être enregistré : corrigez-le ci-dessous."))
-                demande = create_inscription_demande(user=current_user, family=current_user.family,
-                                                     activity=activity, children=chosen, links=WebLinks())
-                db.session.commit()
-            except DemandeError as err:
-                db.session.rollback()
-                errors[activity.id] = err.message
-            except Busy:
-                db.session.rollback()
-                errors[activity.id] = _("Réessayez dans un instant.")
-            else:
-                return redirect(url_for("demandes.show", number=demande.number, nouvelle=1), code=303)
+            chosen_ids = set(as_ids(request.form.getlist("enfants")))
+            chosen = [c for c in children if c.id in chosen_ids]
+            done = _inscribe(activity, chosen, eligible, errors, piece_errors)
+            if done is not None:
+                return redirect(url_for("demandes.show", number=done.number, nouvelle=1), code=303)
     eligible_ids = {a.id: [c.id for c in children if eligible(a, c)] for a in activities}
     family_id = current_user.family_id or 0
     family_pieces = pieces.family_pieces(family_id)
@@ -91,6 +81,33 @@ def new():
                            eligible_ids=eligible_ids, existing=existing, errors=errors, needs=needs,
                            piece_errors=piece_errors,
                            max_size=max_label(current_app.config["PIECES_MAX_BYTES"])), 422 if errors else 200
+
+
+def _inscribe(activity: Activity, chosen: list[Child], eligible, errors: dict, piece_errors: dict):
+    """The inscription demande for these children (with the files given for the pieces it needs), or
+    None with the reason in `errors[activity.id]` (and a file's in `piece_errors`)."""
+    if not chosen:
+        errors[activity.id] = _("Choisissez au moins un enfant.")
+        return None
+    if not all(eligible(activity, c) for c in chosen):
+        errors[activity.id] = _("Cette activité n'est pas ouverte à l'un des enfants choisis (âge ou inscription déjà faite).")
+        return None
+    try:
+        _pieces_given(activity, chosen, piece_errors)
+        if piece_errors:
+            raise DemandeError("pieces", _("Un fichier n'a pas pu être enregistré : corrigez-le ci-dessous."))
+        demande = create_inscription_demande(user=current_user, family=current_user.family,
+                                             activity=activity, children=chosen, links=WebLinks())
+        db.session.commit()
+    except DemandeError as err:
+        db.session.rollback()
+        errors[activity.id] = err.message
+        return None
+    except Busy:
+        db.session.rollback()
+        errors[activity.id] = _("Réessayez dans un instant.")
+        return None
+    return demande
 
 
 def _pieces_given(activity, chosen, piece_errors: dict) -> None:

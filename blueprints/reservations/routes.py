@@ -10,13 +10,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from blueprints.htmx import is_htmx
-from blueprints.links import WebLinks
+from blueprints.links import WebLinks, safe_next
 from blueprints.reservations import bp
 from blueprints.reservations import planning as pl
 from blueprints.rush.gate import gate as rush_gate
 from blueprints.rush.gate import leave as rush_leave
 from core import booking, clock
 from core.booking import BookingError
+from core.bounds import as_id, as_ids
 from core.demandes import DemandeError, submit_cart
 from core.locking import Busy
 from core.models import (
@@ -120,8 +121,8 @@ def step1(activity_id):
                                 .order_by(Activity.position, Activity.name)).all()
     error = None
     if request.method == "POST":
-        chosen_children = {int(x) for x in request.form.getlist("enfants") if x.isdigit()}
-        chosen_acts = {activity.id} | {int(x) for x in request.form.getlist("activites") if x.isdigit()}
+        chosen_children = set(as_ids(request.form.getlist("enfants")))
+        chosen_acts = {activity.id} | set(as_ids(request.form.getlist("activites")))
         allowed_acts = {a for a in chosen_acts if a in by_activity}
         allowed_children = {c for c in chosen_children if any(c in by_activity[a] for a in allowed_acts)}
         if not allowed_children:
@@ -229,8 +230,8 @@ def choose(cart_id):
     items), then the slot with the child, its inscription and its booking; the activities are kept
     per process; `set_choices` judges and writes (one more lock where one activity per time slot
     applies)."""
-    child_id = request.form.get("child", type=int)
-    slot_id = request.form.get("slot", type=int)
+    child_id = as_id(request.form.get("child"))
+    slot_id = as_id(request.form.get("slot"))
     if child_id is None or slot_id is None:
         abort(404)
     locked = None
@@ -269,7 +270,8 @@ def choose(cart_id):
     if not is_htmx():
         if message or cell.reason:
             flash(message or cell.message, "error")
-        return redirect(request.form.get("back") or url_for("reservations.planning", cart_id=cart.id), code=303)
+        return redirect(safe_next(request.form.get("back"), url_for("reservations.planning", cart_id=cart.id)),
+                        code=303)
     activity = ctx.activities[ctx.slots[slot_id].activity_id]
     slot = ctx.slots[slot_id]
     count = len(ctx.items)  # every item of the démarche, kept up to date by set_choices
@@ -285,10 +287,10 @@ def planning_submit(cart_id):
     """Without JavaScript: the whole grid is a form; apply the desired state of every shown cell."""
     cart = _load_cart(cart_id)
     shown = []
-    for key in request.form.getlist("shown"):
-        try:
-            child_id, slot_id = (int(x) for x in key.split("-"))
-        except ValueError:
+    for key in request.form.getlist("shown"):  # "<child>-<slot>", written by the page
+        child_id, _sep, slot_id = key.partition("-")
+        child_id, slot_id = as_id(child_id), as_id(slot_id)
+        if child_id is None or slot_id is None:
             abort(400)
         shown.append((child_id, slot_id))
     if shown:
@@ -363,11 +365,11 @@ def periodicity(cart_id):
     activities, _children = _cart_scope(cart)
     activity, view, anchor, _f, _open = _planning_args(cart, activities)
     start, end = pl.parse_date(request.form.get("du")), pl.parse_date(request.form.get("au"))
-    weekdays = {int(x) for x in request.form.getlist("jours") if x.isdigit() and 0 <= int(x) <= 6}
+    weekdays = {int(x) for x in request.form.getlist("jours") if x in {"0", "1", "2", "3", "4", "5", "6"}}
     units = set(request.form.getlist("unites"))
     children = list(cart.child_ids)
     if request.form.getlist("enfants"):
-        children = [int(x) for x in request.form.getlist("enfants") if x.isdigit() and int(x) in cart.child_ids]
+        children = [x for x in as_ids(request.form.getlist("enfants")) if x in cart.child_ids]
     problems = []
     if not start or not end:
         problems.append(_("Indiquez les dates de début et de fin (jj/mm/aaaa)."))
@@ -432,7 +434,7 @@ def recap(cart_id):
 def same_for(cart_id):
     """"Effectuer la même demande pour": copy the wishes of the démarche to another child."""
     cart = _load_cart(cart_id)
-    target = get_or_404(db.session, Child, request.form.get("enfant", type=int))
+    target = get_or_404(db.session, Child, request.form.get("enfant"))
     if target.family_id != cart.family_id:
         abort(404)
     items = db.session.scalars(select(CartItem).where(CartItem.cart_id == cart.id,

@@ -31,8 +31,8 @@ from core.clock import utcnow
 from core.models import DEMANDE_OPEN, Demande, SupportUser
 from extensions import db, limiter
 from tenants.context import tenant_scope, unscoped
-from tenants.models import Tenant, tenant_by_slug
-from tenants.web import support_in
+from tenants.models import Tenant
+from tenants.web import load_tenant, support_in
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +145,7 @@ def enter(slug):
     """The switch: recorded first, then a one-time token takes the support member into the commune."""
     if not SwitchForm().validate_on_submit():  # CSRF already checked; keeps the form API uniform
         return redirect(url_for("support.index"))
-    tenant = tenant_by_slug(slug)
-    if tenant is None:
-        return render_template("error.html", status=404, title=_("Page introuvable"),
-                               message=_("La page demandée n'existe pas.")), 404
+    tenant = load_tenant(slug)  # 404 for a commune that does not exist
     with tenant_scope(tenant.id):
         _entry, token = audit.record_switch_in(current_user, tenant.name)
         db.session.commit()

@@ -1,0 +1,532 @@
+"""No 5xx on anything a user can type: a property-based sweep over every POST route of the app.
+
+Every rule of the URL map that accepts POST has a target below (a test fails when a new one has
+none): who posts it (anonymous, parent, agent, support, support acting in a commune), the ids in
+its URL and the page whose form posts to it.  For each, as that user, in one of the three communes:
+
+* the form is read from its page (fields, options, hidden values, htmx `hx-vals`), then sent with
+  the same junk in every field, then by hypothesis: plausible values with junk in some fields
+  (empty, too long, wrong types, unknown ids, ids of another commune, malformed or far dates,
+  unicode with NUL, RTL and emoji, huge and negative numbers, lists where one value is expected,
+  unknown fields, files that are not what they claim), as a plain form and as htmx;
+* a missing and a forged CSRF token (plain and htmx): the French 400 page "Formulaire expiré";
+* the ids of the URL replaced by another commune's, an unknown and a too-large one: 404;
+* a form refused on what was typed comes back with a message and everything typed (COMES_BACK).
+
+Then the same pattern on the query strings of every GET page, the report that opened issue 12 (the
+Saint-Loubès inscription form), and a planted 500 that the machinery must report.  The verdict on
+each answer is `tests/post_sweep.judge`; the world is `tests/sweep_world.py`.  Bounded for the
+normal suite; more examples with `SWEEP_EXAMPLES=50`, others with `SWEEP_SEED=<n>`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from core import clock
+from core.bounds import MAX_ID
+from extensions import db, limiter
+from tenants.context import set_tenant_id
+from tests.conftest import PASSWORD, _empty_tables
+from tests.post_sweep import (
+    Form,
+    Submission,
+    SweepFailure,
+    fixed_submissions,
+    form_for,
+    judge,
+    send_and_judge,
+    sweep,
+)
+from tests.sweep_world import COMMUNES, World, csrf_of
+
+
+@pytest.fixture(scope="module")
+def world(app, tmp_path_factory):
+    """Built once for the module (the suite's per-test emptying is replaced by `_clean` below);
+    the communes' settings, files and uploads are put back or kept in a temporary folder."""
+    import copy
+
+    from werkzeug.security import generate_password_hash
+
+    from tenants.context import unscoped
+    from tenants.models import Tenant
+
+    tmp = tmp_path_factory.mktemp("sweep")
+    shutil.copytree(app.config["TENANTS_DIR"], tmp / "tenants")
+    with pytest.MonkeyPatch.context() as mp:
+        cheap = generate_password_hash("support-dummy-0", method="pbkdf2:sha256:1000")
+        mp.setattr("core.accounts._DUMMY_HASH", cheap)  # unknown addresses: the same check, cheaper
+        mp.setattr("blueprints.support.routes._DUMMY_HASH", cheap)
+        mp.setitem(app.config, "TENANTS_DIR", str(tmp / "tenants"))
+        mp.setitem(app.config, "UPLOADS_DIR", str(tmp / "uploads"))
+        with app.app_context(), unscoped():
+            saved = {t.id: (t.name, copy.deepcopy(t.settings)) for t in db.session.scalars(select(Tenant))}
+            db.session.remove()
+        try:
+            yield World(app)
+        finally:
+            with app.app_context(), unscoped():
+                db.session.remove()
+                for tenant in db.session.scalars(select(Tenant)):
+                    tenant.name, tenant.settings = saved[tenant.id]
+                db.session.commit()
+                db.session.remove()
+            _empty_tables(app)
+            for f in Path(app.config.get("OUTBOX_DIR", tmp)).glob("*"):
+                f.unlink()
+            limiter.reset()
+            set_tenant_id(None)
+
+
+@pytest.fixture(autouse=True)
+def _clean(app):
+    """Replaces the suite's emptying after each test: the world lives for the module."""
+    limiter.reset()
+    yield
+    with app.app_context():
+        db.session.remove()
+    set_tenant_id(None)
+
+
+# ---------------------------------------------------------------------------- the routes
+
+
+@dataclass
+class Target:
+    role: str                       # anonymous, parent, agent, support, support_agent
+    args: object = None             # (world, slug) -> the URL's values
+    page: object = None             # (world, slug, url) -> the page whose form posts here (default: the URL)
+    ids: tuple = ()                 # URL values that name a row: another commune's, unknown, too large -> 404
+    fresh: bool = False             # a parent of its own (the route logs out, changes the password…)
+    commune: str | None = None      # pinned to a commune (else one in turn)
+
+
+def _cart(w, s):
+    return {"cart_id": w.fresh_cart(s)}
+
+
+def _planning(w, s, url):
+    cart = url.split("/")[3]
+    return f"/{s}/demarches/{cart}/planning?activite={w.c[s].units_id}"
+
+
+def _recap(w, s, url):
+    return f"/{s}/demarches/{url.split('/')[3]}/recapitulatif"
+
+
+def _child(w, s):
+    return {"child_id": w.c[s].kids[0]}
+
+
+TARGETS: dict[str, Target] = {
+    # anyone
+    "/langue": Target("anonymous", page=lambda w, s, url: "/"),
+    "/<tenant>/langue": Target("anonymous", page=lambda w, s, url: f"/{s}/"),
+    "/<tenant>/connexion": Target("anonymous"),
+    "/<tenant>/creer-mon-espace": Target("anonymous"),
+    "/<tenant>/mot-de-passe-oublie": Target("anonymous"),
+    "/<tenant>/activation/renvoyer": Target("anonymous", page=lambda w, s, url: f"/{s}/activation/perime"),
+    "/<tenant>/reinitialiser/<token>": Target("anonymous", args=lambda w, s: {"token": w.reset_token(s)}),
+    "/<tenant>/famille/invitation/<token>": Target("anonymous", args=lambda w, s: {"token": w.invitation_token(s)}),
+    "/support/connexion": Target("anonymous"),
+    # a parent
+    "/<tenant>/deconnexion": Target("parent", fresh=True, page=lambda w, s, url: f"/{s}/mon-espace"),
+    "/<tenant>/mes-identifiants": Target("parent", fresh=True),
+    "/<tenant>/conditions-generales": Target("parent", fresh=True),
+    "/<tenant>/famille/abonnements": Target("parent", fresh=True),
+    "/<tenant>/famille/adresse-email": Target("parent", fresh=True),
+    "/<tenant>/famille/supprimer-mon-compte": Target("parent", fresh=True),
+    "/<tenant>/famille/co-representant": Target("parent"),
+    "/<tenant>/famille/responsables/<int:resp_id>": Target(
+        "parent", args=lambda w, s: {"resp_id": w.c[s].resp_id}, ids=("resp_id",)),
+    "/<tenant>/famille/enfants/nouveau": Target("parent"),
+    "/<tenant>/famille/enfants/<int:child_id>/informations": Target("parent", args=_child, ids=("child_id",)),
+    "/<tenant>/famille/enfants/<int:child_id>/sante": Target("parent", args=_child, ids=("child_id",)),
+    "/<tenant>/famille/enfants/<int:child_id>/autorisations": Target("parent", args=_child, ids=("child_id",)),
+    "/<tenant>/famille/enfants/<int:child_id>/contacts/nouveau": Target("parent", args=_child, ids=("child_id",)),
+    "/<tenant>/famille/enfants/<int:child_id>/contacts/<int:contact_id>": Target(
+        "parent", args=lambda w, s: {"child_id": w.c[s].kids[0], "contact_id": w.fresh_contact(s)},
+        ids=("child_id", "contact_id")),
+    "/<tenant>/famille/enfants/<int:child_id>/contacts/<int:contact_id>/supprimer": Target(
+        "parent", args=lambda w, s: {"child_id": w.c[s].kids[0], "contact_id": w.fresh_contact(s)},
+        page=lambda w, s, url: f"/{s}/famille/enfants/{w.c[s].kids[0]}", ids=("child_id", "contact_id")),
+    "/<tenant>/famille/modifications/<int:change_id>/annuler": Target(
+        "parent", args=lambda w, s: {"change_id": w.fresh_change(s)}, page=lambda w, s, url: f"/{s}/famille/dossier",
+        ids=("change_id",)),
+    "/<tenant>/inscriptions/nouvelle": Target("parent", commune="saint-loubes"),
+    "/<tenant>/reservations/<int:activity_id>": Target(
+        "parent", args=lambda w, s: {"activity_id": w.c[s].units_id}, ids=("activity_id",)),
+    "/<tenant>/demarches/<int:cart_id>/choix": Target("parent", args=_cart, page=_planning, ids=("cart_id",)),
+    "/<tenant>/demarches/<int:cart_id>/planning": Target("parent", args=_cart, page=_planning, ids=("cart_id",)),
+    "/<tenant>/demarches/<int:cart_id>/tout": Target("parent", args=_cart, page=_planning, ids=("cart_id",)),
+    "/<tenant>/demarches/<int:cart_id>/periodicite": Target("parent", args=_cart, page=_planning, ids=("cart_id",)),
+    "/<tenant>/demarches/<int:cart_id>/meme-demande": Target("parent", args=_cart, page=_recap, ids=("cart_id",)),
+    "/<tenant>/demarches/<int:cart_id>/valider": Target("parent", args=_cart, page=_recap, ids=("cart_id",)),
+    "/<tenant>/demarches/<int:cart_id>/annuler": Target("parent", args=_cart, page=_recap, ids=("cart_id",)),
+    "/<tenant>/demandes/<int:number>/annuler": Target(
+        "parent", args=lambda w, s: {"number": w.fresh_demande(s)["number"]},
+        page=lambda w, s, url: url.rsplit("/", 1)[0], ids=("number",)),
+    "/<tenant>/absences/<int:reservation_id>": Target(
+        "parent", args=lambda w, s: {"reservation_id": w.fresh_reservation(s)}, ids=("reservation_id",)),
+    # an agent
+    "/<tenant>/admin/activites/nouvelle": Target("agent"),
+    "/<tenant>/admin/activites/<int:activity_id>": Target(
+        "agent", args=lambda w, s: {"activity_id": w.fresh_activity(s, booked=True)}, ids=("activity_id",)),
+    "/<tenant>/admin/activites/<int:activity_id>/archiver": Target(
+        "agent", args=lambda w, s: {"activity_id": w.fresh_activity(s)}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("activity_id",)),
+    "/<tenant>/admin/activites/<int:activity_id>/supprimer": Target(
+        "agent", args=lambda w, s: {"activity_id": w.fresh_activity(s)}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("activity_id",)),
+    "/<tenant>/admin/annuaire/nouvelle": Target("agent"),
+    "/<tenant>/admin/annuaire/<int:family_id>/compte": Target(
+        "agent", args=lambda w, s: {"family_id": w.fresh_family_without_account(s)},
+        page=lambda w, s, url: url.rsplit("/", 1)[0], ids=("family_id",)),
+    "/<tenant>/admin/annuaire/<int:family_id>/residence": Target(
+        "agent", args=lambda w, s: {"family_id": w.c[s].family_id}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("family_id",)),
+    "/<tenant>/admin/commune/accueil": Target("agent", page=lambda w, s, url: f"/{s}/admin/commune"),
+    "/<tenant>/admin/commune/actualites": Target("agent", page=lambda w, s, url: f"/{s}/admin/commune"),
+    "/<tenant>/admin/commune/actualites/<int:index>/supprimer": Target(
+        "agent", args=lambda w, s: {"index": w.news_index(s)}, page=lambda w, s, url: f"/{s}/admin/commune"),
+    "/<tenant>/admin/commune/identite": Target("agent", page=lambda w, s, url: f"/{s}/admin/commune"),
+    "/<tenant>/admin/commune/motifs": Target("agent", page=lambda w, s, url: f"/{s}/admin/commune"),
+    "/<tenant>/admin/demandes-suppression/<int:request_id>/traitee": Target(
+        "agent", args=lambda w, s: {"request_id": w.fresh_deletion(s)},
+        page=lambda w, s, url: f"/{s}/admin/demandes-suppression", ids=("request_id",)),
+    "/<tenant>/admin/demandes/<int:demande_id>/decision": Target(
+        "agent", args=lambda w, s: {"demande_id": w.fresh_demande(s)["id"]},
+        page=lambda w, s, url: url.rsplit("/", 1)[0], ids=("demande_id",)),
+    "/<tenant>/admin/familles/nouvelle": Target("agent"),
+    "/<tenant>/admin/familles/<int:family_id>/enfants": Target(
+        "agent", args=lambda w, s: {"family_id": w.c[s].family_id}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("family_id",)),
+    "/<tenant>/admin/familles/<int:family_id>/quotient": Target(
+        "agent", args=lambda w, s: {"family_id": w.c[s].family_id}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("family_id",)),
+    "/<tenant>/admin/inscriptions/<int:inscription_id>/decision": Target(
+        "agent", args=lambda w, s: {"inscription_id": w.fresh_pending_inscription(s)},
+        page=lambda w, s, url: f"/{s}/admin/inscriptions", ids=("inscription_id",)),
+    "/<tenant>/admin/mails/<int:mail_id>/renvoyer": Target(
+        "agent", args=lambda w, s: {"mail_id": w.fresh_failed_mail(s)}, page=lambda w, s, url: f"/{s}/admin/mails",
+        ids=("mail_id",)),
+    "/<tenant>/admin/modifications/<int:change_id>/decision": Target(
+        "agent", args=lambda w, s: {"change_id": w.fresh_change(s)}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("change_id",)),
+    "/<tenant>/admin/pre-reservations/<int:activity_id>": Target(
+        "agent", args=lambda w, s: {"activity_id": w.c[s].sessions_id}, ids=("activity_id",)),
+    "/<tenant>/admin/pre-reservations/tirages/<int:run_id>/publier": Target(
+        "agent", args=lambda w, s: {"run_id": w.fresh_run(s)}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("run_id",)),
+    # support
+    "/<tenant>/admin/support-sortie": Target("support_agent", page=lambda w, s, url: f"/{s}/admin/"),
+    "/support/communes/<slug>/entrer": Target("support", args=lambda w, s: {"slug": s},
+                                              page=lambda w, s, url: "/support/"),
+    "/support/deconnexion": Target("support", page=lambda w, s, url: "/support/"),
+}
+
+
+# Forms that come back with what was typed and a message next to the field when they refuse it (the
+# others accept any text, redirect with a flash, or have nothing typed in them).
+COMES_BACK = {
+    "/<tenant>/absences/<int:reservation_id>", "/<tenant>/admin/activites/<int:activity_id>",
+    "/<tenant>/admin/activites/nouvelle", "/<tenant>/admin/annuaire/<int:family_id>/compte",
+    "/<tenant>/admin/annuaire/nouvelle", "/<tenant>/admin/commune/actualites", "/<tenant>/admin/commune/identite",
+    "/<tenant>/admin/demandes/<int:demande_id>/decision", "/<tenant>/admin/familles/<int:family_id>/enfants",
+    "/<tenant>/admin/familles/<int:family_id>/quotient", "/<tenant>/admin/pre-reservations/<int:activity_id>",
+    "/<tenant>/connexion", "/<tenant>/creer-mon-espace", "/<tenant>/famille/abonnements",
+    "/<tenant>/famille/adresse-email", "/<tenant>/famille/co-representant",
+    "/<tenant>/famille/enfants/<int:child_id>/contacts/<int:contact_id>",
+    "/<tenant>/famille/enfants/<int:child_id>/contacts/nouveau", "/<tenant>/famille/enfants/<int:child_id>/informations",
+    "/<tenant>/famille/enfants/<int:child_id>/sante", "/<tenant>/famille/enfants/nouveau",
+    "/<tenant>/famille/invitation/<token>", "/<tenant>/famille/responsables/<int:resp_id>",
+    "/<tenant>/famille/supprimer-mon-compte", "/<tenant>/mot-de-passe-oublie", "/support/connexion",
+}
+
+
+def post_rules(app) -> dict[str, object]:
+    return {rule.rule: rule for rule in app.url_map.iter_rules() if "POST" in rule.methods}
+
+
+def fill(rule: str, values: dict) -> str:
+    def value(match):
+        return str(values[match.group(1)])
+
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", value, rule)
+
+
+def commune_for(rule: str) -> str:
+    target = TARGETS[rule]
+    if target.commune:
+        return target.commune
+    return COMMUNES[sorted(TARGETS).index(rule) % len(COMMUNES)]
+
+
+def test_every_post_route_is_swept(app):
+    """A new POST route fails here until it has a target (and a removed one until its target goes)."""
+    rules = set(post_rules(app))
+    assert sorted(rules - set(TARGETS)) == [], "routes POST sans cible dans le balayage"
+    assert sorted(set(TARGETS) - rules) == [], "cibles du balayage sans route"
+    assert COMES_BACK <= set(TARGETS)
+
+
+# ---------------------------------------------------------------------------- one route, every input
+
+@dataclass
+class Prepared:
+    rule: str
+    slug: str
+    url: str
+    client: object
+    form: Form
+    csrf: str
+    values: dict
+    page: str
+
+
+def prepare(app, world: World, rule: str) -> Prepared:
+    target = TARGETS[rule]
+    slug = commune_for(rule)
+    values = dict(target.args(world, slug)) if target.args else {}
+    values.setdefault("tenant", slug)
+    url = fill(rule, values)
+    client = world.client(target.role, slug, fresh=target.fresh)
+    page = target.page(world, slug, url) if target.page else url
+    res = client.get(page)
+    assert res.status_code in (200, 410), f"{page} : {res.status_code}"  # 410: a dead link's page, with its form
+    html = res.get_data(as_text=True)
+    adapter = app.url_map.bind("localhost")
+
+    def posts_here(action: str) -> bool:
+        try:
+            found, _args = adapter.match(action, method="POST", return_rule=True)
+        except Exception:  # noqa: BLE001 (not a route of the app)
+            return False
+        return found.rule == rule
+
+    form = form_for(html, page, posts_here)
+    assert form is not None, f"{page} n'offre plus de formulaire vers {rule}"
+    return Prepared(rule, slug, url, client, form, csrf_of(html), values, page)
+
+
+def _ids_for(world: World, slug: str) -> list[str]:
+    others = [s for s in COMMUNES if s != slug]
+    return [str(i) for s in (slug, *others) for i in world.c[s].ids()]
+
+
+EXPIRED = "Le formulaire a expiré ou n&#39;est pas valide. Rechargez la page et recommencez."  # as HTML
+TYPED = {"text", "email", "textarea", "tel", "search", "url", "number", "date", "datetime-local"}
+
+
+def _baseline(p: Prepared) -> list[tuple[str, str]]:
+    """The form as its page offers it (first value of each field), without its CSRF token, files and
+    buttons (a browser sends the one clicked: "Ajouter des lignes" is not "Enregistrer")."""
+    return [(n, f.values[0] if f.values else "") for n, f in p.form.fields.items()
+            if not n.endswith("csrf_token") and f.kind not in ("file", "button")]
+
+
+def check_csrf(p: Prepared) -> None:
+    """Without the token, or with a forged one: the French 400 page "Formulaire expiré"; to htmx (which
+    swaps no error answer) the same page with HX-Refresh, and the page then reloaded says why."""
+    for token in (None, "forged", p.csrf[:-4] + "AAAA", "é\x00"):
+        for htmx in (False, True):
+            data = MultiDict(_baseline(p))
+            if token is not None:
+                data["csrf_token"] = token
+            res = p.client.post(p.url, data=data, headers={"HX-Request": "true"} if htmx else {})
+            text = res.get_data(as_text=True)
+            assert res.status_code == 400, (p.url, token, htmx, res.status_code)
+            assert judge(res) == [], (p.url, judge(res))
+            assert "<h1>Formulaire expiré</h1>" in text and EXPIRED in text, (p.url, token)
+            assert res.headers.get("HX-Refresh") == ("true" if htmx else None), (p.url, htmx)
+    reloaded = p.client.get(p.page).get_data(as_text=True)
+    assert 'class="flash flash--error">' + EXPIRED in reloaded, f"{p.page} ne dit pas pourquoi après htmx"
+
+
+def check_foreign_ids(p: Prepared, world: World) -> None:
+    """Each id of the URL replaced by another commune's, an unknown one, one no INTEGER holds: 404."""
+    target = TARGETS[p.rule]
+    if not target.ids:
+        return
+    other = next(s for s in COMMUNES if s != p.slug)
+    foreign = dict(target.args(world, other))
+    data = MultiDict(_baseline(p) + [("csrf_token", p.csrf)])
+    for name in target.ids:
+        for bad in (foreign[name], 999_999, MAX_ID, MAX_ID + 1, 10**20):
+            url = fill(p.rule, dict(p.values, **{name: bad}))
+            for headers in ({}, {"HX-Request": "true"}):
+                res = p.client.post(url, data=data, headers=headers)
+                assert res.status_code == 404, (url, res.status_code)
+                assert judge(res) == [], (url, judge(res))
+
+
+def check_typed_input_kept(p: Prepared) -> bool:
+    """A form refused on what was typed comes back with a message and with everything typed in it
+    (markers no field accepts as they are: dates, e-mails, numbers, phones refuse them).  True when the
+    form came back (a redirect with a flash is the other fair answer)."""
+    typed = sorted(n for n, f in p.form.fields.items() if f.kind in TYPED and not n.endswith("csrf_token"))
+    if not typed:
+        return False
+    markers = {n: f"Saisie{i}-éà" for i, n in enumerate(typed)}
+    data = MultiDict([(n, v) for n, v in _baseline(p) if n not in markers] + list(markers.items())
+                     + [("csrf_token", p.csrf)])
+    res = p.client.post(p.url, data=data)
+    assert judge(res) == [], (p.url, judge(res))
+    body = res.get_data(as_text=True)
+    if res.status_code not in (200, 409, 422) or form_for(body, p.url, lambda a: a == p.form.action) is None:
+        return False
+    lost = [n for n in typed if markers[n] not in body]
+    assert not lost, f"{p.url} : saisie perdue pour {lost}"
+    assert re.search(r'class="(?:error|flash flash--error)"', body), f"{p.url} : aucun message d'erreur"
+    return True
+
+
+@pytest.mark.parametrize("rule", sorted(TARGETS))
+def test_post_route(app, world, rule):
+    """One POST route, as its user: CSRF missing or forged, foreign and impossible ids, a refused form
+    that keeps what was typed, then junk (fixed cases, then hypothesis): never a 5xx, error pages in
+    French, redirects that stay on the site."""
+    p = prepare(app, world, rule)
+    check_csrf(p)
+    check_foreign_ids(p, world)
+    kept = check_typed_input_kept(p)
+    assert kept or rule not in COMES_BACK, f"{p.url} : le formulaire refusé ne revient plus avec la saisie"
+    today = clock.today()
+
+    def send(sub: Submission):
+        return p.client.post(p.url, data=sub.data(p.csrf), headers=sub.headers())
+
+    label = f"{p.slug} POST {p.url}"
+    for sub in fixed_submissions(p.form, today=today, passwords=[PASSWORD]):
+        send_and_judge(send, sub, label)
+    sweep(send, p.form, today=today, label=label, ids=_ids_for(world, p.slug), passwords=[PASSWORD],
+          emails=world.emails(p.slug))
+
+
+# ---------------------------------------------------------------------------- the report that opened it
+
+
+def test_the_saint_loubes_inscription_form_with_junk_says_why_or_404(app, world):
+    """Issue 12's first finding: "Créer une inscription" at Saint-Loubès answered 500 to junk (an id no
+    INTEGER holds) and took any activity id, even one closed to inscriptions."""
+    from core.models import Activity, Inscription
+
+    slug = "saint-loubes"
+    c = world.c[slug]
+    client = world.client("parent", slug)
+    url = f"/{slug}/inscriptions/nouvelle"
+    token = csrf_of(client.get(url).get_data(as_text=True))
+
+    def post(**data):
+        return client.post(url, data=MultiDict([("csrf_token", token), *data.items()]))
+
+    for junk in ("9" * 30, str(MAX_ID + 1), "²", "-1", "", "abc", world.c["auray"].open_id):  # none, or Auray's
+        res = post(activite=junk, enfants=c.kids[0])
+        assert res.status_code == 404 and "Page introuvable" in res.get_data(as_text=True), junk
+    res = post(activite=c.open_id, enfants="9" * 30)
+    assert res.status_code == 200 and "Choisissez au moins un enfant." in res.get_data(as_text=True)
+
+    def close():
+        db.session.get(Activity, c.open_id).inscription_open = False
+
+    world.inside(slug, close)
+    try:
+        res = post(activite=c.open_id, enfants=c.kids[0])
+        assert res.status_code == 200
+        assert 'flash--error">Les inscriptions à cette activité sont fermées.' in res.get_data(as_text=True)
+        assert world.inside(slug, lambda: db.session.scalars(select(Inscription.id).where(
+            Inscription.activity_id == c.open_id, Inscription.child_id == c.kids[0])).first()) is None
+    finally:
+        world.inside(slug, lambda: setattr(db.session.get(Activity, c.open_id), "inscription_open", True))
+    res = post(activite=c.open_id, enfants=c.kids[0])
+    assert res.status_code == 303 and "/demandes/" in res.headers["Location"]
+
+
+# ---------------------------------------------------------------------------- the same pattern on GET filters
+
+QUERY_NAMES = ("activite", "page", "unite", "enfant", "date", "jour", "du", "au", "vue", "statut", "type", "q",
+               "age", "theme", "creneau", "discipline", "filtre", "commune", "next", "suite", "jeton", "nouvelle")
+QUERY_JUNK = ("9" * 30, str(MAX_ID + 1), "-1", "²", "9999-12-31", "0001-01-01", "31/12/9999", "\x00", "‮😀", "//evil.test")
+
+
+def _get_pages(app, world, slug) -> dict[str, list[str]]:
+    """Each user's pages that read their query string (filters, pages, the planning, the agenda)."""
+    pages = {"anonymous": [], "parent": [], "agent": [], "support": ["/support/", "/support/journal"]}
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or set(rule.arguments) - {"tenant"} or not rule.rule.startswith("/<tenant>/"):
+            continue
+        url = fill(rule.rule, {"tenant": slug})
+        role = "agent" if "/admin/" in url else "parent"
+        pages[role].append(url)
+        pages["anonymous"].append(url)
+    pages["parent"].append(f"/{slug}/demarches/{world.fresh_cart(slug)}/planning")
+    return pages
+
+
+def test_junk_in_a_query_string_is_never_a_5xx(app, world):
+    """The filters of the agents' lists, the agenda, the planning…: ids no INTEGER holds, far dates,
+    unicode, open redirects in ?next=: the page falls back or answers 4xx, never 5xx (each junk value
+    in one commune in turn)."""
+    for n, junk in enumerate(QUERY_JUNK):
+        slug = COMMUNES[n % len(COMMUNES)]
+        query = "&".join(f"{name}={quote(junk)}" for name in QUERY_NAMES)
+        for role, urls in _get_pages(app, world, slug).items():
+            client = world.client(role, slug)
+            for url in urls:
+                res = client.get(f"{url}?{query}")
+                assert judge(res) == [], (role, url, junk, judge(res))
+
+
+# ---------------------------------------------------------------------------- the sweep catches a 500
+
+
+def test_the_sweep_reports_a_planted_500():
+    """A throwaway app whose form divides by what is typed: the sweep must report it, with the
+    input that breaks it; the same sweep on a sound form passes."""
+    from flask import Flask, abort, request
+
+    throwaway = Flask("planted")
+
+    @throwaway.post("/fragile")
+    def fragile():
+        return f"<p>{100 // int(request.form.get('n') or 1)}</p>"  # "0" -> ZeroDivisionError, "x" -> ValueError
+
+    @throwaway.post("/solide")
+    def solid():
+        raw = request.form.get("n", "")
+        if not (raw.isascii() and raw.isdigit()) or int(raw) == 0:
+            abort(404)
+        return f"<p>{100 // int(raw)}</p>"
+
+    @throwaway.errorhandler(404)
+    def not_found(_exc):
+        return '<html lang="fr"><h1>Page introuvable</h1></html>', 404
+
+    form = Form(action="/fragile")
+    form.add("n", "text", "4")
+    today = clock.today()
+    for propagate in (True, False):  # the exception itself (tests) or the 500 page (production)
+        throwaway.config["PROPAGATE_EXCEPTIONS"] = propagate
+        client = throwaway.test_client()
+
+        def send(sub, path="/fragile", client=client):
+            return client.post(path, data=sub.data(None))
+
+        with pytest.raises(SweepFailure) as caught:
+            sweep(send, form, today=today, label="POST /fragile", max_examples=30)
+        message = str(caught.value)
+        assert "POST /fragile" in message and "n=" in message
+        assert ("ZeroDivisionError" in message or "ValueError" in message) if propagate else "HTTP 500" in message
+
+    client = throwaway.test_client()
+    sweep(lambda sub: client.post("/solide", data=sub.data(None)), Form(action="/solide", fields=form.fields),
+          today=today, label="POST /solide", max_examples=30)
