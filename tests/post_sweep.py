@@ -75,9 +75,9 @@ ENGLISH = [
 ALLOWED = {200, 302, 303, 400, 403, 404, 409, 410, 413, 422, 429}
 # Appended to a value the form accepts, so that it reaches the database (PostgreSQL refuses NUL in text).
 TAINTS = ["\x00", "\u202e", "😀", "𝕏", " ", "\r\n", "é" * 300, "'; --"]
-PNG_1PX = bytes.fromhex(
+PNG_1PX = bytes.fromhex(  # a valid PNG (its checksums too: Pillow's verify() reads them)
     "89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
-    "53de0000000c4944415408d763f8ffff3f0005fe02fea7d6a4a30000000049454e44ae426082")
+    "53de0000000c49444154789c63f8ffff3f0005fe02fe0def46b80000000049454e44ae426082")
 PDF_TINY = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
