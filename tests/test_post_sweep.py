@@ -464,7 +464,7 @@ def test_the_saint_loubes_inscription_form_with_junk_says_why_or_404(app, world)
         res = post(activite=junk, enfants=c.kids[0])
         assert res.status_code == 404 and "Page introuvable" in res.get_data(as_text=True), junk
     res = post(activite=c.open_id, enfants="9" * 30)
-    assert res.status_code == 200 and "Choisissez au moins un enfant." in res.get_data(as_text=True)
+    assert res.status_code == 422 and "Choisissez au moins un enfant." in res.get_data(as_text=True)
 
     def close():
         db.session.get(Activity, c.open_id).inscription_open = False
