@@ -246,6 +246,21 @@ class World:
 
         return self.inside(slug, make)
 
+    def fresh_child(self, slug) -> int:
+        """A new child (7 years old) of the family, inscribed nowhere."""
+        from core.models import Child
+
+        c = self.c[slug]
+
+        def make():
+            kid = Child(family_id=c.family_id, first_name=f"Rose{self._next()}", last_name="Balayage",
+                        birth_date=clock.today().replace(day=1) - timedelta(days=365 * 7))
+            db.session.add(kid)
+            db.session.flush()
+            return kid.id
+
+        return self.inside(slug, make)
+
     def fresh_cart(self, slug) -> int:
         """An open démarche of the family for a new child of its own (inscribed to both activities, a
         day ticked: the sweep's ticks hold the other children's days) and the second child."""
