@@ -281,7 +281,10 @@ JUNK_FILES = st.one_of(
                                                         "\x00.png", "😀.pdf", "a" * 300 + ".png"])),
     st.sampled_from([(b"", "vide.png"), (PNG_1PX[:20], "tronque.png"), (b"%PDF-" + b"\x00" * 40, "faux.pdf"),
                      (b"\x89PNG\r\n\x1a\n" + b"\x00" * (1024 * 1024 + 10), "gros.png"),
-                     (b"RIFF\x00\x00\x00\x00WEBP" + b"\x00" * 20, "faux.webp")]),
+                     (b"RIFF\x00\x00\x00\x00WEBP" + b"\x00" * 20, "faux.webp"),
+                     (b"<!DOCTYPE html><html><script>alert(1)</script></html>", "facture.pdf"),  # HTML renamed
+                     (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "photo.png"),
+                     (PDF_TINY, "\x00\u202efdp.exe"), (PNG_1PX, "../" * 40 + "x" * 300 + ".png")]),
 )
 
 

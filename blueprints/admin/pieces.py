@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Re
 
 from blueprints.admin import bp
 from blueprints.admin.common import audit, no_change
-from blueprints.admin.forms import FrDateField, FrIntegerField
+from blueprints.admin.forms import FrDateField, FrIntegerField, options
 from blueprints.links import WebLinks
 from blueprints.pieces.files import file_response
 from blueprints.transaction import committing, rollback_only
@@ -55,11 +55,11 @@ class TypeForm(FlaskForm):
     label = StringField(_l("Nom de la pièce"), validators=[DataRequired(REQUIRED), Length(max=200)])
     label_en = StringField(_l("Nom en anglais"), validators=[Optional(), Length(max=200)])
     description = TextAreaField(_l("Aide pour les familles"), validators=[Optional(), Length(max=500)])
-    concerns = SelectField(_l("Concerne"), choices=[(CONCERNS_FAMILY, _l("La famille")),
-                                                    (CONCERNS_CHILD, _l("Chaque enfant"))])
-    validity = SelectField(_l("Durée de validité"), choices=[
+    concerns = SelectField(_l("Concerne"), choices=options((CONCERNS_FAMILY, _l("La famille")),
+                                                           (CONCERNS_CHILD, _l("Chaque enfant"))))
+    validity = SelectField(_l("Durée de validité"), choices=options(
         (VALIDITY_MONTHS, _l("Un nombre de mois")), (VALIDITY_SCHOOL_YEAR, _l("Jusqu'à la fin de l'année scolaire")),
-        (VALIDITY_UNLIMITED, _l("Sans limite"))])
+        (VALIDITY_UNLIMITED, _l("Sans limite"))))
     months = FrIntegerField(_l("Nombre de mois"), validators=[Optional()], minimum=1, maximum=120)
     required_for = SelectMultipleField(_l("Demandée pour l'inscription à"), choices=[], validate_choice=False)
     active = BooleanField(_l("Pièce demandée aux familles"), default=True)
@@ -89,9 +89,9 @@ def pieces_queue():
 
 def _decision_form(piece: Piece) -> DecisionForm:
     form = DecisionForm()
-    form.motif_choice.choices = [("", _("— Choisir un motif —"))] + [
+    form.motif_choice.choices = options(("", _("— Choisir un motif —")), *[
         (m, m) for m in (_("Document illisible"), _("Document incomplet"), _("Document expiré ou trop ancien"),
-                         _("Ce n'est pas le document demandé"))]
+                         _("Ce n'est pas le document demandé"))])
     if request.method == "GET" and piece.status == "pending":
         form.valid_until.data = svc.proposed_end(piece)
     return form
@@ -233,7 +233,7 @@ def piece_type(type_id=None):
         form = TypeForm(obj=row, data={"months": row.validity_months, "required_for": row.required_for or []})
     else:
         form = TypeForm()
-    form.required_for.choices = _activity_choices()
+    form.required_for.choices = options(*_activity_choices())
     if form.validate_on_submit():
         code = form.code.data.strip()
         clash = db.session.scalars(select(PieceType).where(PieceType.code == code)).first()
