@@ -75,9 +75,9 @@ ENGLISH = [
 ALLOWED = {200, 302, 303, 400, 403, 404, 409, 410, 413, 422, 429}
 # Appended to a value the form accepts, so that it reaches the database (PostgreSQL refuses NUL in text).
 TAINTS = ["\x00", "\u202e", "😀", "𝕏", " ", "\r\n", "é" * 300, "'; --"]
-PNG_1PX = bytes.fromhex(
+PNG_1PX = bytes.fromhex(  # a valid PNG (its checksums too: Pillow's verify() reads them)
     "89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
-    "53de0000000c4944415408d763f8ffff3f0005fe02fea7d6a4a30000000049454e44ae426082")
+    "53de0000000c49444154789c63f8ffff3f0005fe02fe0def46b80000000049454e44ae426082")
 PDF_TINY = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
@@ -281,7 +281,10 @@ JUNK_FILES = st.one_of(
                                                         "\x00.png", "😀.pdf", "a" * 300 + ".png"])),
     st.sampled_from([(b"", "vide.png"), (PNG_1PX[:20], "tronque.png"), (b"%PDF-" + b"\x00" * 40, "faux.pdf"),
                      (b"\x89PNG\r\n\x1a\n" + b"\x00" * (1024 * 1024 + 10), "gros.png"),
-                     (b"RIFF\x00\x00\x00\x00WEBP" + b"\x00" * 20, "faux.webp")]),
+                     (b"RIFF\x00\x00\x00\x00WEBP" + b"\x00" * 20, "faux.webp"),
+                     (b"<!DOCTYPE html><html><script>alert(1)</script></html>", "facture.pdf"),  # HTML renamed
+                     (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "photo.png"),
+                     (PDF_TINY, "\x00\u202efdp.exe"), (PNG_1PX, "../" * 40 + "x" * 300 + ".png")]),
 )
 
 

@@ -1,10 +1,13 @@
 """The world the POST sweep works in (tests/test_post_sweep.py): the three communes, each with an
 agent, a family (two children, a contact, inscriptions), a neighbour family and three activities,
-built once; what a route uses up (a démarche, a demande, a change, a failed mail…) made fresh for it;
+built once (with the communes' piece types, a validated and a refused piece, a calendar feed); what a route
+uses up (a démarche, a demande, a change, a failed mail, a piece to decide…) made fresh for it;
 test clients logged in as each kind of user."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -36,10 +39,16 @@ class Commune:
     session_slots: list[int] = field(default_factory=list)
     contact_id: int = 0
     resp_id: int = 0
+    fam_type_id: int = 0     # a piece for the family (3 months), required by the units and the open activity
+    kid_type_id: int = 0     # a piece per child (school year), required by the open activity
+    free_type_id: int = 0    # a piece for the family without end, required by nothing
+    piece_ids: list[int] = field(default_factory=list)  # the family's pieces (validated, refused), then pending ones
+    feed_id: int = 0         # the family's calendar feed
 
     def ids(self) -> list[int]:
         return [self.family_id, self.other_family_id, *self.kids, self.other_kid, self.units_id, self.sessions_id,
-                self.open_id, self.contact_id, self.resp_id, *self.slots[:3], *self.session_slots[:2]]
+                self.open_id, self.contact_id, self.resp_id, *self.slots[:3], *self.session_slots[:2],
+                self.fam_type_id, self.kid_type_id, self.free_type_id, *self.piece_ids[:3], self.feed_id]
 
 
 class World:
@@ -97,6 +106,7 @@ class World:
         return family
 
     def _build(self, slug) -> Commune:
+        from core import calendar_feed as cf
         from core.activity_config import upsert_activity
         from core.dossier import ChildContact
         from core.dossier_services import responsables
@@ -154,9 +164,54 @@ class World:
             c.units_id, c.sessions_id, c.open_id = units.id, sessions.id, opened.id
             c.slots, c.session_slots = list(slots), list(session_slots)
             c.contact_id, c.resp_id = contact.id, resp.id
+            self._pieces(c, slug, family, units, opened)
+            c.feed_id = cf.create_feed(family.id, parent).id
 
         self.inside(slug, make)
         return c
+
+    def _pieces(self, c: Commune, slug, family, units, opened) -> None:
+        """The commune's piece types, a piece of the family validated until soon (announced) and a
+        child's piece refused with its motif."""
+        from core.documents.config import apply_type
+        from core.documents.models import PIECE_REFUSED, PIECE_VALIDATED, PieceType
+
+        specs = [
+            {"code": "domicile", "label": "Justificatif de domicile", "label_en": "Proof of address",
+             "concerns": "family", "validity": "months", "months": 3, "required_for": [units.code, opened.code]},
+            {"code": "assurance", "label": "Attestation d'assurance", "concerns": "child", "validity": "school_year",
+             "required_for": [opened.code]},
+            {"code": "garde", "label": "Jugement de garde", "concerns": "family", "validity": "unlimited",
+             "required_for": []},
+        ]
+        rows = []
+        for position, spec in enumerate(specs):
+            row = apply_type(PieceType(), dict(spec, position=position))
+            db.session.add(row)
+            rows.append(row)
+        db.session.flush()
+        c.fam_type_id, c.kid_type_id, c.free_type_id = (r.id for r in rows)
+        soon = clock.today() + timedelta(days=20)
+        valid = self._piece(slug, family.id, None, c.fam_type_id, status=PIECE_VALIDATED, valid_until=soon)
+        refused = self._piece(slug, family.id, family.children[0].id, c.kid_type_id, status=PIECE_REFUSED,
+                              motif="Document illisible")
+        c.piece_ids = [valid.id, refused.id]
+
+    def _piece(self, slug, family_id, child_id, type_id, *, status, valid_until=None, motif=None):
+        from core.documents import storage as st
+        from core.documents.models import Piece
+        from tests.post_sweep import PDF_TINY
+
+        key = st.new_key(slug, "pdf")
+        st.get_storage().save(key, io.BytesIO(PDF_TINY), "application/pdf")
+        now = clock.utcnow()
+        piece = Piece(family_id=family_id, child_id=child_id, type_id=type_id, status=status, storage_key=key,
+                      filename="attestation.pdf", content_type="application/pdf", size=len(PDF_TINY),
+                      sha256=hashlib.sha256(PDF_TINY).hexdigest(), uploaded_by="Camille Balayage",
+                      valid_until=valid_until, motif=motif, decided_at=now, decided_by="Agent Balayage")
+        db.session.add(piece)
+        db.session.flush()
+        return piece
 
     def _support(self) -> int:
         from core.models import SupportUser
@@ -188,6 +243,21 @@ class World:
             fam = self._family(f"SANSCOMPTE{self._next()}", [("Eli", 5)])
             db.session.flush()
             return fam.id
+
+        return self.inside(slug, make)
+
+    def fresh_child(self, slug) -> int:
+        """A new child (7 years old) of the family, inscribed nowhere."""
+        from core.models import Child
+
+        c = self.c[slug]
+
+        def make():
+            kid = Child(family_id=c.family_id, first_name=f"Rose{self._next()}", last_name="Balayage",
+                        birth_date=clock.today().replace(day=1) - timedelta(days=365 * 7))
+            db.session.add(kid)
+            db.session.flush()
+            return kid.id
 
         return self.inside(slug, make)
 
@@ -350,6 +420,62 @@ class World:
             db.session.add(contact)
             db.session.flush()
             return contact.id
+
+        return self.inside(slug, make)
+
+    def fresh_pending_piece(self, slug) -> int:
+        """A piece of the neighbour family given through the service, waiting for the commune: in turn
+        for the family (3 months), for its child (school year), without end."""
+        from core.documents import services as svc
+        from core.documents.models import PieceType
+        from core.models import Child, Family, User
+        from tests.post_sweep import PDF_TINY, PNG_1PX
+
+        c = self.c[slug]
+
+        def make():
+            n = self._next()
+            type_id = (c.fam_type_id, c.kid_type_id, c.free_type_id)[n % 3]
+            piece_type = db.session.get(PieceType, type_id)
+            child = db.session.get(Child, c.other_kid) if piece_type.for_child else None
+            data, name = (PDF_TINY, "justificatif.pdf") if n % 2 else (PNG_1PX, "photo.png")
+            piece = svc.upload(family=db.session.get(Family, c.other_family_id),
+                               user=db.session.get(User, c.other_parent_id), piece_type=piece_type, child=child,
+                               stream=io.BytesIO(data), filename=name, tenant_slug=slug)
+            c.piece_ids.append(piece.id)
+            return piece.id
+
+        return self.inside(slug, make)
+
+    def fresh_piece_type(self, slug, *, active: bool | None = None) -> int:
+        """A piece type of its own (the sweep may rename, deactivate or change it): asked for every
+        activity, or no longer asked for (in turn unless `active` says)."""
+        from core.documents.config import apply_type
+        from core.documents.models import PieceType
+
+        def make():
+            n = self._next()
+            row = apply_type(PieceType(), {"code": f"balayage-{n}", "label": f"Pièce {n}", "concerns": "child",
+                                           "validity": "months", "months": 6, "required_for": ["*"],
+                                           "position": 50 + n,
+                                           "active": n % 2 == 0 if active is None else active})
+            db.session.add(row)
+            db.session.flush()
+            return row.id
+
+        return self.inside(slug, make)
+
+    def feed(self, slug) -> int:
+        """The family's active calendar feed (a new one when the sweep revoked it)."""
+        from core import calendar_feed as cf
+        from core.models import User
+
+        c = self.c[slug]
+
+        def make():
+            feed = cf.active_feed(c.family_id) or cf.create_feed(c.family_id, db.session.get(User, c.parent_id))
+            c.feed_id = feed.id
+            return feed.id
 
         return self.inside(slug, make)
 

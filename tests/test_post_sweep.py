@@ -21,6 +21,8 @@ normal suite; more examples with `SWEEP_EXAMPLES=50`, others with `SWEEP_SEED=<n
 
 from __future__ import annotations
 
+import html
+import io
 import re
 import shutil
 from dataclasses import dataclass
@@ -37,6 +39,8 @@ from extensions import db, limiter
 from tenants.context import set_tenant_id
 from tests.conftest import PASSWORD, _empty_tables
 from tests.post_sweep import (
+    PDF_TINY,
+    PNG_1PX,
     Form,
     Submission,
     SweepFailure,
@@ -68,6 +72,9 @@ def world(app, tmp_path_factory):
         mp.setattr("blueprints.support.routes._DUMMY_HASH", cheap)
         mp.setitem(app.config, "TENANTS_DIR", str(tmp / "tenants"))
         mp.setitem(app.config, "UPLOADS_DIR", str(tmp / "uploads"))
+        mp.setitem(app.config, "PIECES_STORAGE_DIR", str(tmp / "pieces"))
+        mp.setitem(app.config, "PIECES_MAX_BYTES", PIECES_MAX_BYTES)  # the junk's 1 MiB file is then too large
+        app.extensions.pop("pieces_storage", None)
         with app.app_context(), unscoped():
             saved = {t.id: (t.name, copy.deepcopy(t.settings)) for t in db.session.scalars(select(Tenant))}
             db.session.remove()
@@ -85,6 +92,7 @@ def world(app, tmp_path_factory):
                 f.unlink()
             limiter.reset()
             set_tenant_id(None)
+            app.extensions.pop("pieces_storage", None)
 
 
 @pytest.fixture(autouse=True)
@@ -125,6 +133,16 @@ def _recap(w, s, url):
 
 def _child(w, s):
     return {"child_id": w.c[s].kids[0]}
+
+
+def _feed(w, s):
+    """The family has an active calendar feed (the page then offers "Créer une nouvelle adresse" and
+    "Désactiver l'adresse"); nothing in the URL."""
+    w.feed(s)
+    return {}
+
+
+PIECES_MAX_BYTES = 1024 * 1024  # for the sweep: a "large body" stays small (the 30 Mo case: tests/test_pieces.py)
 
 
 TARGETS: dict[str, Target] = {
@@ -177,6 +195,10 @@ TARGETS: dict[str, Target] = {
         page=lambda w, s, url: url.rsplit("/", 1)[0], ids=("number",)),
     "/<tenant>/absences/<int:reservation_id>": Target(
         "parent", args=lambda w, s: {"reservation_id": w.fresh_reservation(s)}, ids=("reservation_id",)),
+    "/<tenant>/pieces/envoyer": Target("parent", page=lambda w, s, url: f"/{s}/pieces/"),
+    "/<tenant>/agenda/abonnement": Target("parent", args=_feed),
+    "/<tenant>/agenda/abonnement/revoquer": Target("parent", args=_feed,
+                                                   page=lambda w, s, url: f"/{s}/agenda/abonnement"),
     # an agent
     "/<tenant>/admin/activites/nouvelle": Target("agent"),
     "/<tenant>/admin/activites/<int:activity_id>": Target(
@@ -227,6 +249,13 @@ TARGETS: dict[str, Target] = {
     "/<tenant>/admin/pre-reservations/tirages/<int:run_id>/publier": Target(
         "agent", args=lambda w, s: {"run_id": w.fresh_run(s)}, page=lambda w, s, url: url.rsplit("/", 1)[0],
         ids=("run_id",)),
+    "/<tenant>/admin/pieces/<int:piece_id>/decision": Target(
+        "agent", args=lambda w, s: {"piece_id": w.fresh_pending_piece(s)}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("piece_id",)),
+    "/<tenant>/admin/pieces/types": Target("agent"),
+    "/<tenant>/admin/pieces/types/nouveau": Target("agent"),
+    "/<tenant>/admin/pieces/types/<int:type_id>": Target(
+        "agent", args=lambda w, s: {"type_id": w.fresh_piece_type(s)}, ids=("type_id",)),
     # support
     "/<tenant>/admin/support-sortie": Target("support_agent", page=lambda w, s, url: f"/{s}/admin/"),
     "/support/communes/<slug>/entrer": Target("support", args=lambda w, s: {"slug": s},
@@ -242,6 +271,8 @@ COMES_BACK = {
     "/<tenant>/admin/activites/nouvelle", "/<tenant>/admin/annuaire/<int:family_id>/compte",
     "/<tenant>/admin/annuaire/nouvelle", "/<tenant>/admin/commune/actualites", "/<tenant>/admin/commune/identite",
     "/<tenant>/admin/demandes/<int:demande_id>/decision", "/<tenant>/admin/familles/<int:family_id>/enfants",
+    "/<tenant>/admin/pieces/<int:piece_id>/decision", "/<tenant>/admin/pieces/types",
+    "/<tenant>/admin/pieces/types/<int:type_id>", "/<tenant>/admin/pieces/types/nouveau",
     "/<tenant>/admin/familles/<int:family_id>/quotient", "/<tenant>/admin/pre-reservations/<int:activity_id>",
     "/<tenant>/connexion", "/<tenant>/creer-mon-espace", "/<tenant>/famille/abonnements",
     "/<tenant>/famille/adresse-email", "/<tenant>/famille/co-representant",
@@ -438,17 +469,127 @@ def test_the_saint_loubes_inscription_form_with_junk_says_why_or_404(app, world)
     def close():
         db.session.get(Activity, c.open_id).inscription_open = False
 
+    kid = world.fresh_child(slug)  # not inscribed yet (the sweep of this form may have inscribed the others)
     world.inside(slug, close)
     try:
-        res = post(activite=c.open_id, enfants=c.kids[0])
+        res = post(activite=c.open_id, enfants=kid)
         assert res.status_code == 200
         assert 'flash--error">Les inscriptions à cette activité sont fermées.' in res.get_data(as_text=True)
         assert world.inside(slug, lambda: db.session.scalars(select(Inscription.id).where(
-            Inscription.activity_id == c.open_id, Inscription.child_id == c.kids[0])).first()) is None
+            Inscription.activity_id == c.open_id, Inscription.child_id == kid)).first()) is None
     finally:
         world.inside(slug, lambda: setattr(db.session.get(Activity, c.open_id), "inscription_open", True))
-    res = post(activite=c.open_id, enfants=c.kids[0])
+    res = post(activite=c.open_id, enfants=kid)
     assert res.status_code == 303 and "/demandes/" in res.headers["Location"]
+
+
+# ---------------------------------------------------------------------------- the pièces justificatives' uploads
+
+def _stored(world, slug) -> tuple[int, int]:
+    """(the commune's piece rows, the files of its storage folder)."""
+    from core.documents.models import Piece
+    from core.documents.storage import get_storage
+
+    rows = world.inside(slug, lambda: len(db.session.scalars(select(Piece.id)).all()))
+    root = Path(world.inside(slug, lambda: str(get_storage().root))) / slug
+    return rows, len(list(root.glob("*.*"))) if root.is_dir() else 0
+
+
+def _upload(client, slug, token, fields, content, filename, *, htmx=False, card=None):
+    data = MultiDict([("csrf_token", token), *fields.items(), ("fichier", (io.BytesIO(content), filename))])
+    url = f"/{slug}/pieces/envoyer" + (f"?carte={card}" if card else "")
+    return client.post(url, data=data, headers={"HX-Request": "true"} if htmx else {},
+                       content_type="multipart/form-data")
+
+
+def _error_next_to(body: str, key: str) -> str | None:
+    found = re.search(rf'<p class="error" id="fichier-{re.escape(key)}-err" role="alert">([^<]*)</p>', body)
+    return html.unescape(found.group(1)) if found else None
+
+
+NOT_A_DOCUMENT = "Le fichier doit être un PDF, une image JPEG ou une image PNG (les autres formats ne sont pas acceptés)."
+TOO_LARGE = "Le fichier dépasse la taille maximale de 1 Mo."
+JUNK_UPLOADS = [  # (content, file name, the message next to the field)
+    (b"", "vide.pdf", "Le fichier est vide."),
+    (b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "image.gif", NOT_A_DOCUMENT),
+    (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "photo.webp", NOT_A_DOCUMENT),
+    (b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>", "facture.pdf",
+     NOT_A_DOCUMENT),
+    (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "photo.png", NOT_A_DOCUMENT),
+    (PNG_1PX[:40], "tronque.png", "L'image est illisible ou endommagée."),
+    (b"%PDF-1.4\n" + b"0" * 100, "sans-fin.pdf", "Le fichier PDF est incomplet ou endommagé."),
+    (b"%PDF-1.4\n" + b"0" * PIECES_MAX_BYTES, "gros.pdf", TOO_LARGE),  # read up to the limit, then cut
+]
+
+
+def test_junk_uploads_come_back_with_a_french_message_next_to_the_field(world):
+    """Empty, another format, HTML or SVG renamed .pdf/.png, a truncated image, a PDF without its end,
+    a file over the limit: the page (422) or, to htmx, the piece's card says why next to its field,
+    and nothing is stored; a body too large to be read (413) is answered the same way."""
+    slug = "saint-loubes"
+    c = world.c[slug]
+    client = world.client("parent", slug)
+    token = csrf_of(client.get(f"/{slug}/pieces/").get_data(as_text=True))
+    cards = [({"type": c.fam_type_id}, f"{c.fam_type_id}-0"),
+             ({"type": c.kid_type_id, "enfant": c.kids[0]}, f"{c.kid_type_id}-{c.kids[0]}")]
+    before = _stored(world, slug)
+    for n, (content, filename, message) in enumerate(JUNK_UPLOADS):
+        fields, key = cards[n % 2]
+        res = _upload(client, slug, token, fields, content, filename)
+        assert res.status_code == 422 and judge(res) == [], (filename, res.status_code)
+        assert _error_next_to(res.get_data(as_text=True), key) == message, filename
+        res = _upload(client, slug, token, fields, content, filename, htmx=True)
+        body = res.get_data(as_text=True)
+        assert res.status_code == 200 and "<html" not in body and f'id="piece-{key}"' in body, filename
+        assert _error_next_to(body, key) == message, filename
+    huge = b"%PDF-1.4\n" + b"0" * (PIECES_MAX_BYTES + 100 * 1024)  # over the limit and its margin: not even read
+    fields, key = cards[0]
+    res = _upload(client, slug, token, fields, huge, "enorme.pdf", card=key)
+    assert res.status_code == 413 and _error_next_to(res.get_data(as_text=True), key) == TOO_LARGE
+    res = _upload(client, slug, token, fields, huge, "enorme.pdf", card=key, htmx=True)
+    assert res.status_code == 200 and _error_next_to(res.get_data(as_text=True), key) == TOO_LARGE
+    res = _upload(client, slug, token, fields, huge, "enorme.pdf", htmx=True)  # an older page, without ?carte=
+    assert res.status_code == 413 and res.headers.get("HX-Refresh") == "true" and judge(res) == []
+    assert TOO_LARGE in html.unescape(client.get(f"/{slug}/pieces/").get_data(as_text=True))
+    assert _stored(world, slug) == before
+
+
+def test_an_upload_naming_another_communes_type_or_child_answers_404(world):
+    """The hidden fields of the upload form, tampered with: another commune's type or child, the
+    neighbour family's child, a type the commune no longer asks for, ids no INTEGER holds: 404, and
+    nothing stored."""
+    slug, other = "auray", "saint-aubin-de-medoc"
+    c, o = world.c[slug], world.c[other]
+    client = world.client("parent", slug)
+    token = csrf_of(client.get(f"/{slug}/pieces/").get_data(as_text=True))
+    retired = world.fresh_piece_type(slug, active=False)
+    cases = [{"type": o.fam_type_id}, {"type": o.kid_type_id, "enfant": o.kids[0]},
+             {"type": c.kid_type_id, "enfant": o.kids[0]}, {"type": c.kid_type_id, "enfant": c.other_kid},
+             {"type": retired, "enfant": c.kids[0]}, {"type": c.kid_type_id}, {"type": MAX_ID + 1},
+             {"type": "9" * 30}, {"type": "²"}, {"type": ""}, {"type": c.kid_type_id, "enfant": MAX_ID + 1}]
+    before = _stored(world, slug)
+    for fields in cases:
+        for htmx in (False, True):
+            res = _upload(client, slug, token, fields, PDF_TINY, "domicile.pdf", htmx=htmx)
+            assert res.status_code == 404 and judge(res) == [], (fields, htmx, res.status_code)
+    assert _stored(world, slug) == before
+
+
+def test_a_file_name_keeps_no_control_character_nor_direction_mark(world):
+    """A forged file name (NUL, which PostgreSQL refuses; a right-to-left mark that shows
+    "facture‮fdp.exe" as "facture" + "exe.pdf"; a path): the piece is kept under a clean name."""
+    from core.documents.models import Piece
+
+    slug = "saint-aubin-de-medoc"
+    c = world.c[slug]
+    client = world.client("parent", slug)
+    token = csrf_of(client.get(f"/{slug}/pieces/").get_data(as_text=True))
+    res = _upload(client, slug, token, {"type": c.free_type_id}, PDF_TINY, "../../fac\x00ture\u202efdp.exe")
+    assert res.status_code == 303
+    name = world.inside(slug, lambda: db.session.scalars(
+        select(Piece.filename).where(Piece.family_id == c.family_id, Piece.type_id == c.free_type_id)).one())
+    assert name == "facturefdp.exe"
+    assert "facturefdp.exe" in client.get(f"/{slug}/pieces/").get_data(as_text=True)
 
 
 # ---------------------------------------------------------------------------- the same pattern on GET filters
@@ -521,9 +662,11 @@ def test_the_sweep_reports_a_planted_500():
         def send(sub, path="/fragile", client=client):
             return client.post(path, data=sub.data(None))
 
-        with pytest.raises(SweepFailure) as caught:
+        with pytest.raises((SweepFailure, ExceptionGroup)) as caught:  # several distinct ones with SWEEP_SEED
             sweep(send, form, today=today, label="POST /fragile", max_examples=30)
-        message = str(caught.value)
+        found = caught.value.exceptions if isinstance(caught.value, ExceptionGroup) else [caught.value]
+        assert all(isinstance(exc, SweepFailure) for exc in found), found
+        message = " ".join(map(str, found))
         assert "POST /fragile" in message and "n=" in message
         assert ("ZeroDivisionError" in message or "ValueError" in message) if propagate else "HTTP 500" in message
 

@@ -10,19 +10,12 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import (
-    BooleanField,
-    DateField,
-    IntegerField,
-    SelectField,
-    SelectMultipleField,
-    StringField,
-    TextAreaField,
-)
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
 
 from blueprints.admin import bp
 from blueprints.admin.common import audit, no_change
+from blueprints.admin.forms import FrDateField, FrIntegerField, options
 from blueprints.links import WebLinks
 from blueprints.pieces.files import file_response
 from blueprints.transaction import committing, rollback_only
@@ -49,8 +42,7 @@ REQUIRED = _l("Ce champ est obligatoire.")
 
 
 class DecisionForm(FlaskForm):
-    valid_until = DateField(_l("Valable jusqu'au"), validators=[Optional()],
-                            render_kw={"autocomplete": "off"})
+    valid_until = FrDateField(_l("Valable jusqu'au"), validators=[Optional()], render_kw={"autocomplete": "off"})
     motif_choice = SelectField(_l("Motif du refus"), choices=[], validate_choice=False)
     motif_text = TextAreaField(_l("Précisions (envoyées à la famille)"),
                                validators=[Length(max=1000, message=_l("%(num)d caractères au maximum.", num=1000))])
@@ -63,24 +55,27 @@ class TypeForm(FlaskForm):
     label = StringField(_l("Nom de la pièce"), validators=[DataRequired(REQUIRED), Length(max=200)])
     label_en = StringField(_l("Nom en anglais"), validators=[Optional(), Length(max=200)])
     description = TextAreaField(_l("Aide pour les familles"), validators=[Optional(), Length(max=500)])
-    concerns = SelectField(_l("Concerne"), choices=[(CONCERNS_FAMILY, _l("La famille")),
-                                                    (CONCERNS_CHILD, _l("Chaque enfant"))])
-    validity = SelectField(_l("Durée de validité"), choices=[
+    concerns = SelectField(_l("Concerne"), choices=options((CONCERNS_FAMILY, _l("La famille")),
+                                                           (CONCERNS_CHILD, _l("Chaque enfant"))))
+    validity = SelectField(_l("Durée de validité"), choices=options(
         (VALIDITY_MONTHS, _l("Un nombre de mois")), (VALIDITY_SCHOOL_YEAR, _l("Jusqu'à la fin de l'année scolaire")),
-        (VALIDITY_UNLIMITED, _l("Sans limite"))])
-    months = IntegerField(_l("Nombre de mois"), validators=[Optional(), NumberRange(min=1, max=120, message=_l(
-        "Saisissez un nombre entre 1 et 120."))])
+        (VALIDITY_UNLIMITED, _l("Sans limite"))))
+    months = FrIntegerField(_l("Nombre de mois"), validators=[Optional()], minimum=1, maximum=120)
     required_for = SelectMultipleField(_l("Demandée pour l'inscription à"), choices=[], validate_choice=False)
     active = BooleanField(_l("Pièce demandée aux familles"), default=True)
 
 
 class RetentionForm(FlaskForm):
-    days_after_expiry = IntegerField(_l("Suppression des pièces expirées après (jours)"), validators=[
-        InputRequired(REQUIRED), NumberRange(min=1, max=3650, message=_l("Saisissez un nombre entre 1 et 3650."))])
-    days_after_refusal = IntegerField(_l("Suppression des pièces refusées après (jours)"), validators=[
-        InputRequired(REQUIRED), NumberRange(min=1, max=3650, message=_l("Saisissez un nombre entre 1 et 3650."))])
-    announce_days = IntegerField(_l("Prévenir la famille avant l'expiration (jours)"), validators=[
-        InputRequired(REQUIRED), NumberRange(min=1, max=365, message=_l("Saisissez un nombre entre 1 et 365."))])
+    """Numbers read as the agents' other forms read them: any text comes back as typed with a French
+    message (WTForms' IntegerField answered "Not a valid integer value." and a number of 300 digits
+    overflowed its range check: a 500)."""
+
+    days_after_expiry = FrIntegerField(_l("Suppression des pièces expirées après (jours)"),
+                                       validators=[InputRequired(REQUIRED)], minimum=1, maximum=3650)
+    days_after_refusal = FrIntegerField(_l("Suppression des pièces refusées après (jours)"),
+                                        validators=[InputRequired(REQUIRED)], minimum=1, maximum=3650)
+    announce_days = FrIntegerField(_l("Prévenir la famille avant l'expiration (jours)"),
+                                   validators=[InputRequired(REQUIRED)], minimum=1, maximum=365)
 
 
 # ---------------------------------------------------------------- the queue
@@ -94,9 +89,9 @@ def pieces_queue():
 
 def _decision_form(piece: Piece) -> DecisionForm:
     form = DecisionForm()
-    form.motif_choice.choices = [("", _("— Choisir un motif —"))] + [
+    form.motif_choice.choices = options(("", _("— Choisir un motif —")), *[
         (m, m) for m in (_("Document illisible"), _("Document incomplet"), _("Document expiré ou trop ancien"),
-                         _("Ce n'est pas le document demandé"))]
+                         _("Ce n'est pas le document demandé"))])
     if request.method == "GET" and piece.status == "pending":
         form.valid_until.data = svc.proposed_end(piece)
     return form
@@ -238,7 +233,7 @@ def piece_type(type_id=None):
         form = TypeForm(obj=row, data={"months": row.validity_months, "required_for": row.required_for or []})
     else:
         form = TypeForm()
-    form.required_for.choices = _activity_choices()
+    form.required_for.choices = options(*_activity_choices())
     if form.validate_on_submit():
         code = form.code.data.strip()
         clash = db.session.scalars(select(PieceType).where(PieceType.code == code)).first()

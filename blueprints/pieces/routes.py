@@ -3,7 +3,7 @@ replace (a plain form, or htmx answering the piece's card), and its own files.""
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -35,10 +35,23 @@ def _limit_uploads(endpoint, values):
 
 @bp.errorhandler(413)
 def too_large(exc):
+    """The body was not read: the piece's card is named in the URL (`?carte=<type>-<child>`), so the
+    message goes next to its field — the page (413), or to htmx the card alone (htmx swaps no 4xx)."""
     message = _("Le fichier dépasse la taille maximale de %(size)s.",
                 size=max_label(current_app.config["PIECES_MAX_BYTES"]))
     if request.endpoint == "pieces.upload" and current_user.is_authenticated \
             and getattr(current_user, "family_id", None) and current_user.tenant_id == current_tenant().id:
+        key = request.args.get("carte", "")
+        known = key in {s.key for s in svc.family_space(_family())}
+        if is_htmx():
+            if known:
+                return _slot_fragment(key, error=message)
+            response = make_response(_page(errors={"_upload": message}, status=413))
+            flash(message, "error")  # the page reloads and says why at its top
+            response.headers["HX-Refresh"] = "true"
+            return response
+        if known:
+            return _page(errors={key: message}, status=413, focus=key)
         return _page(errors={"_upload": message}, status=413)
     return render_template("error.html", status=413, title=_("Fichier trop volumineux"), message=message), 413
 
@@ -80,10 +93,12 @@ def _slot_fragment(slot_key: str, *, message: str | None = None, error: str | No
 def upload():
     """Give or replace a piece.  Plain form: back to the page; htmx: the piece's card alone."""
     family = _family()
-    piece_type = get_or_404(db.session, PieceType, request.form.get("type", type=int))
+    piece_type = get_or_404(db.session, PieceType, request.form.get("type"))
+    if not piece_type.active:  # a type the commune no longer asks for: the page offers no card for it
+        abort(404)
     child = None
     if piece_type.for_child:
-        child = get_or_404(db.session, Child, request.form.get("enfant", type=int))
+        child = get_or_404(db.session, Child, request.form.get("enfant"))
         if child.family_id != family.id:
             abort(404)
     slot_key = f"{piece_type.id}-{child.id if child else 0}"

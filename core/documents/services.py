@@ -264,7 +264,7 @@ def upload(*, family: Family, user, piece_type: PieceType, child: Child | None, 
             Piece.child_id.is_(None) if child is None else Piece.child_id == child.id,
             Piece.status.in_((PIECE_PENDING, PIECE_REFUSED)))):
         delete_piece(old)
-    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()[:200] or f"piece.{checked.extension}"
+    name = shown_filename(filename) or f"piece.{checked.extension}"
     piece = Piece(family_id=family.id, tenant_id=family.tenant_id, child_id=child.id if child else None,
                   type_id=piece_type.id, status=PIECE_PENDING, storage_key=key, filename=name,
                   content_type=checked.content_type, size=checked.size, sha256=checked.sha256,
@@ -272,6 +272,19 @@ def upload(*, family: Family, user, piece_type: PieceType, child: Child | None, 
     db.session.add(piece)
     db.session.flush()
     return piece
+
+
+# Control characters (NUL: PostgreSQL refuses it in text, a 500) and the marks that reorder text
+# ("facture\u202efdp.exe" shown as "facture" + "exe.pdf"): never in a name shown to agents.
+_HIDDEN = {*map(chr, range(0x20)), "\x7f", "\u061c", "\u200e", "\u200f", *map(chr, range(0x202a, 0x202f)),
+           *map(chr, range(0x2066, 0x206a)), "\ufeff"}
+
+
+def shown_filename(filename: str | None) -> str:
+    """The family's file name as shown (never used as a storage key): its last path segment, without
+    control characters nor text-direction marks, 200 characters at most."""
+    name = "".join(c for c in (filename or "") if c not in _HIDDEN)
+    return name.replace("\\", "/").rsplit("/", 1)[-1].strip()[:200]
 
 
 def delete_piece(piece: Piece) -> None:
