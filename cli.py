@@ -32,6 +32,9 @@ def sync_tenants(update: bool = False) -> list[str]:
             tenant.name = folder.name
             tenant.settings = folder.settings
             done.append(f"~ {folder.slug}")
+        elif "billing" in folder.settings and "billing" not in (tenant.settings or {}):
+            tenant.settings = {**(tenant.settings or {}), "billing": folder.settings["billing"]}  # a new file only
+            done.append(f"~ {folder.slug} (facturation)")
     db.session.commit()
     return done
 

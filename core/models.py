@@ -492,6 +492,5 @@ class WaitingTicket(TenantScoped, db.Model):
 
 
 from core.admin_models import AllocationRun, AuditLog  # noqa: E402,F401  (back-office models)
-from core.dossier import *  # noqa: E402,F401,F403  (the family file's models)
-
 from core.billing.models import *  # noqa: E402,F401,F403  (billing)
+from core.dossier import *  # noqa: E402,F401,F403  (the family file's models)

@@ -79,7 +79,15 @@ def load_folder(path: Path) -> TenantFolder:
         raise TenantConfigError(f"{path}: slug invalide {slug!r}")
     if not name:
         raise TenantConfigError(f"{path}: 'name' manquant")
-    return TenantFolder(slug=slug, name=name, path=path, settings=_jsonable(_merge(DEFAULT_SETTINGS, data)))
+    settings = _jsonable(_merge(DEFAULT_SETTINGS, data))
+    if (path / "billing.toml").is_file():  # the régie and the tariffs (core.billing.config checks them)
+        from core.billing.config import ConfigError, load_file
+
+        try:
+            settings["billing"] = load_file(path / "billing.toml")
+        except ConfigError as err:
+            raise TenantConfigError(f"{path / 'billing.toml'}: {err.message}") from err
+    return TenantFolder(slug=slug, name=name, path=path, settings=settings)
 
 
 def discover(tenants_dir: str | Path) -> list[TenantFolder]:

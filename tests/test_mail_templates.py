@@ -30,6 +30,9 @@ def contexts(slug):
                               "demande_number": 23, "link": link},
         "lists_published": {"name": "Laëtitia Test", "activity": "Stages de printemps", "result": "accepted",
                             "lines": ["Stage de roller — Timéo"], "link": f"http://portail.test/{slug}/agenda"},
+        "invoice_available": {"name": "Laëtitia Test", "number": "F-2026-000123", "credit_note": False,
+                              "total_cents": 3750, "due_on": "2026-12-15", "period": "2026-11-01",
+                              "link": f"http://portail.test/{slug}/factures/4"},
         "family_change_decided": {"name": "Laëtitia Test", "field_label": "Adresse", "accepted": False,
                                   "motif": "Justificatif illisible", "link": f"http://portail.test/{slug}/famille"},
     }
