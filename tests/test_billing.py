@@ -15,17 +15,7 @@ from core import clock
 from core.billing import config as bconf
 from core.billing.pricing import FamilyPricing, QFPeriod, euros, line_amount, price
 from extensions import db
-from tests.billing_helpers import (  # noqa: F401  (fixtures)
-    TEST_BILLING,
-    billing_settings,
-    book,
-    inside,
-    last_month,
-    lines_of,
-    month_activity,
-    qf,
-    run_month,
-)
+from tests.billing_helpers import TEST_BILLING, last_month, lines_of, qf, run_month
 
 CONF = bconf.parse(TEST_BILLING)
 DAY = date(2030, 3, 4)
