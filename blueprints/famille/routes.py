@@ -101,9 +101,19 @@ def dashboard():
     checks = {check.child.id: check for check in ds.readiness(family)} if family else {}
     pending = ds.pending_changes(family) if family else []
     fiscal = ds.family_file(family) if family else None
+    unpaid, attestation_ready = 0, None
+    if family is not None:
+        from core import clock
+        from core.billing import attestations
+        from core.billing import invoices as inv
+
+        unpaid = inv.unpaid_count(family.id)
+        year = clock.today().year - 1
+        if clock.today().month <= 6 and attestations.fiscal(family.id, year).children:  # ready in January
+            attestation_ready = year
     db.session.commit()
     return render_template("famille/dashboard.html", family=family, children=children, checks=checks,
-                           pending=pending, fiscal=fiscal)
+                           pending=pending, fiscal=fiscal, unpaid=unpaid, attestation_ready=attestation_ready)
 
 
 @bp.get("/famille/dossier")

@@ -1,0 +1,190 @@
+"""Billing on the web: the agent runs, previews, publishes; the parent sees "Vous avez 1 facture non
+réglée", the invoice, its PDF (text extracted), Mes QF/Revenus, the simulation, the attestations;
+another commune's parent gets 404; bad input gets French messages and nothing half-written."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import timedelta
+
+from pypdf import PdfReader
+from sqlalchemy import func, select
+
+from core import clock
+from extensions import db
+from tests.billing_helpers import last_month, qf
+
+
+def pdf_text(data: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+
+
+def _setup(billing_settings, month_activity, make_family, inscribe, book, inside, make_agent):
+    billing_settings("auray")
+    act = month_activity()
+    fam = make_family("auray", children=[("Maël", "2022-04-12")], name="GUILLEVIC")
+    inscribe(act, fam["child_ids"])
+    first, _last = last_month()
+    book(act, fam["child_ids"][0], [("matin", first), ("repas", first), ("matin", first + timedelta(days=1))])
+    inside("auray", lambda: qf(fam["family_id"], 620, first))
+    agent = make_agent("auray")
+    return act, fam, agent
+
+
+def test_agent_runs_publishes_and_the_parent_reads_the_invoice_and_its_pdf(
+        web, make_web, billing_settings, month_activity, make_family, inscribe, book, inside, make_agent, outbox):
+    act, fam, agent = _setup(billing_settings, month_activity, make_family, inscribe, book, inside, make_agent)
+    staff = make_web()
+    staff.login("auray", agent["email"])
+    first, _last = last_month()
+    res = staff.post("/auray/admin/facturation/", {"mois": first.strftime("%Y-%m"), "activites": [str(act["id"])]})
+    assert res.status_code == 303
+    run_url = res.headers["Location"]
+    page = staff.get(run_url).get_data(as_text=True).replace('&#39;', "'")
+    assert "GUILLEVIC" in page and "8,50\u00a0€" in page   # 3,00 + 2,50 + 3,00
+    res = staff.post(run_url + "/publier", page=run_url)
+    assert res.status_code == 303
+    page = staff.get(run_url).get_data(as_text=True).replace('&#39;', "'")
+    year = clock.today().year
+    assert f"F-{year}-000001" in page and "Publiée le" in page
+    assert "déjà été publiée" in staff.get(staff.post(run_url + "/publier", page=run_url).headers["Location"]) \
+        .get_data(as_text=True).replace('&#39;', "'")
+    assert len(outbox.messages) == 1 and f"Votre facture F-{year}-000001 est disponible" in outbox.text(outbox.messages[0])
+
+    web.login("auray", fam["email"])
+    assert "Vous avez 1 facture non réglée" in web.get("/auray/mon-espace").get_data(as_text=True).replace('&#39;', "'")
+    listing = web.get("/auray/factures").get_data(as_text=True).replace('&#39;', "'")
+    invoice_id = int(re.search(r"/auray/factures/(\d+)", listing).group(1))
+    page = web.get(f"/auray/factures/{invoice_id}").get_data(as_text=True).replace('&#39;', "'")
+    assert "Maël Guillevic" in page and "500 ≤ QF &lt; 1000" in page and "À payer" in page
+    res = web.get(f"/auray/factures/{invoice_id}.pdf")
+    assert res.mimetype == "application/pdf"
+    text = pdf_text(res.data)
+    for expected in (f"Facture F-{year}-000001", "Ville d'Auray", "Famille GUILLEVIC", "Maël Guillevic", "Matin",
+                     "Repas", "3,00 €", "8,50 €", "Reste à payer"):
+        assert expected in text.replace("\u00a0", " "), expected
+    # the agent's CSV for the accountant
+    csv = staff.get("/auray/admin/facturation/factures.csv").data
+    assert csv.startswith("\ufeff".encode()) and f"F-{year}-000001;Facture".encode() in csv and b";850;" in csv
+
+
+def test_a_parent_of_auray_gets_404_on_a_saint_loubes_invoice_and_its_pdf(
+        web, make_web, billing_settings, month_activity, make_family, inscribe, book, inside, make_agent):
+    billing_settings("saint-loubes")
+    act = month_activity("saint-loubes")
+    other = make_family("saint-loubes", children=[("Inès", "2018-05-21")])
+    inscribe(act, other["child_ids"])
+    book(act, other["child_ids"][0], [("matin", last_month()[0])])
+
+    def publish():
+        from tests.billing_helpers import run_month
+
+        run_month([act["id"]], publish=True)
+        from core.billing.models import Invoice
+
+        return db.session.scalars(select(Invoice.id)).one()
+
+    invoice_id = inside("saint-loubes", publish)
+    owner = make_web()
+    owner.login("saint-loubes", other["email"])
+    assert owner.get(f"/saint-loubes/factures/{invoice_id}.pdf").status_code == 200
+    auray = make_family("auray")
+    web.login("auray", auray["email"])
+    assert web.get(f"/auray/factures/{invoice_id}").status_code == 404
+    assert web.get(f"/auray/factures/{invoice_id}.pdf").status_code == 404
+    neighbour = make_family("saint-loubes", children=[("Hugo", "2020-01-30")])
+    other_web = make_web()
+    other_web.login("saint-loubes", neighbour["email"])
+    assert other_web.get(f"/saint-loubes/factures/{invoice_id}").status_code == 404   # another family
+
+
+def test_simulation_public_and_own_prices_and_bad_qf(web, billing_settings, month_activity, make_family, inscribe,
+                                                    inside):
+    billing_settings("auray")
+    act = month_activity()
+    page = web.get("/auray/tarifs?qf=500").get_data(as_text=True).replace('&#39;', "'")
+    assert "Simulation des tarifs" in page and "3,00\u00a0€" in page
+    res = web.get("/auray/tarifs?qf=12a")
+    assert res.status_code == 422 and "s'écrit en chiffres seulement" in res.get_data(as_text=True).replace('&#39;', "'")
+    assert "Simulation des tarifs" in web.get("/auray/").get_data(as_text=True).replace('&#39;', "'")
+    fam = make_family("auray", children=[("Lou", "2022-01-01")])
+    inscribe(act, fam["child_ids"])
+    web.login("auray", fam["email"])
+    page = web.get("/auray/tarifs").get_data(as_text=True).replace('&#39;', "'")
+    assert "Aucun quotient familial valable : la tranche la plus haute" in page and "4,00\u00a0€" in page
+
+
+def test_mes_qf_revenus_request_and_agent_acceptance_with_dates(web, make_web, make_family, make_agent, inside,
+                                                                outbox):
+    fam = make_family("auray")
+    agent = make_agent("auray")
+    web.login("auray", fam["email"])
+    page = web.get("/auray/mes-qf-revenus").get_data(as_text=True).replace('&#39;', "'")
+    assert "la collectivité en est gestionnaire et a besoin de pièces justificatives" in page
+    res = web.post("/auray/mes-qf-revenus", {"valeur": "7x0", "justificatif": (io.BytesIO(b"%PDF-1.4 x"), "caf.pdf")},
+                   content_type="multipart/form-data")
+    assert res.status_code == 422 and "chiffres seulement" in res.get_data(as_text=True).replace('&#39;', "'")
+    res = web.post("/auray/mes-qf-revenus", {"valeur": "710", "justificatif": (io.BytesIO(b"hello"), "caf.txt")},
+                   content_type="multipart/form-data")
+    assert res.status_code == 422 and "PDF, une image JPEG ou PNG" in res.get_data(as_text=True).replace('&#39;', "'")
+    res = web.post("/auray/mes-qf-revenus", {"valeur": "710", "justificatif": (io.BytesIO(b"%PDF-1.4 x"), "caf.pdf")},
+                   content_type="multipart/form-data")
+    assert res.status_code == 303
+    assert "en attente de validation" in web.get("/auray/mes-qf-revenus").get_data(as_text=True).replace('&#39;', "'")
+    staff = make_web()
+    staff.login("auray", agent["email"])
+    url = f"/auray/admin/facturation/familles/{fam['family_id']}/qf"
+    today = clock.today()
+    res = staff.post(url, {"action": "accepter", "valeur": "71O", "source": "caf", "du": today.isoformat()})
+    assert res.status_code == 422 and "chiffres seulement" in res.get_data(as_text=True).replace('&#39;', "'")
+    res = staff.post(url, {"action": "accepter", "valeur": "710", "source": "caf", "du": today.isoformat(),
+                           "au": (today - timedelta(days=1)).isoformat()})
+    assert res.status_code == 422 and "La fin de validité précède son début" in res.get_data(as_text=True).replace('&#39;', "'")
+    res = staff.post(url, {"action": "accepter", "valeur": "710", "source": "caf", "du": today.isoformat()})
+    assert res.status_code == 303
+    page = web.get("/auray/mes-qf-revenus").get_data(as_text=True).replace('&#39;', "'")
+    assert "Quotient familial en vigueur : 710" in page
+    assert any("Modification de votre dossier famille" in m["Subject"] for m in outbox.messages)
+
+
+def test_bad_tariffs_are_refused_and_nothing_is_saved(make_web, make_agent, billing_settings, app, tenants):
+    from tenants.models import Tenant
+
+    billing_settings("auray")
+    agent = make_agent("auray")
+    staff = make_web()
+    staff.login("auray", agent["email"])
+    url = "/auray/admin/facturation/tarifs"
+    page = staff.get(url).get_data(as_text=True).replace('&#39;', "'")
+    text = re.search(r'<textarea id="config"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    import html
+
+    text = html.unescape(text)
+    overlapping = text.replace('{ min = 500, max = 1000, price = "3.00" }', '{ min = 400, max = 1000, price = "3.00" }', 1)
+    res = staff.post(url, {"config": overlapping}, page=url)
+    assert res.status_code == 422 and "se chevauchent" in res.get_data(as_text=True).replace('&#39;', "'")
+    negative = text.replace('price = "2.00"', 'price = "-2.00"', 1)
+    res = staff.post(url, {"config": negative}, page=url)
+    assert res.status_code == 422 and "ne peut pas être négatif" in res.get_data(as_text=True).replace('&#39;', "'")
+    with app.app_context():
+        saved = db.session.get(Tenant, tenants["auray"]).setting("billing")
+        assert saved["tariffs"][0]["brackets"][0]["price"] == "2.00"
+        db.session.remove()
+    res = staff.post(url, {"config": text.replace('price = "2.00"', 'price = "2.20"', 1)}, page=url)
+    assert res.status_code == 303
+
+
+def test_a_month_in_the_future_and_a_second_publication_are_refused(make_web, make_agent, billing_settings,
+                                                                   month_activity, inside):
+    from core.billing.models import BillingRun
+
+    billing_settings("auray")
+    act = month_activity()
+    agent = make_agent("auray")
+    staff = make_web()
+    staff.login("auray", agent["email"])
+    nxt = (clock.today().replace(day=1) + timedelta(days=32)).replace(day=1)
+    res = staff.post("/auray/admin/facturation/", {"mois": nxt.strftime("%Y-%m"), "activites": [str(act["id"])]})
+    assert res.status_code == 422 and "n'a pas commencé" in res.get_data(as_text=True).replace('&#39;', "'")
+    assert inside("auray", lambda: db.session.scalar(select(func.count()).select_from(BillingRun))) == 0
