@@ -188,3 +188,38 @@ def test_a_month_in_the_future_and_a_second_publication_are_refused(make_web, ma
     res = staff.post("/auray/admin/facturation/", {"mois": nxt.strftime("%Y-%m"), "activites": [str(act["id"])]})
     assert res.status_code == 422 and "n'a pas commencé" in res.get_data(as_text=True).replace('&#39;', "'")
     assert inside("auray", lambda: db.session.scalar(select(func.count()).select_from(BillingRun))) == 0
+
+
+def test_the_planning_and_each_tick_show_the_estimated_cost_without_one_more_statement(
+        web, app, billing_settings, make_activity, make_family, inscribe, inside, monkeypatch):
+    from tests.conftest import days_from_today
+    from tests.sql_count import statements
+
+    billing_settings("auray")
+    act = make_activity("auray", starts_in=10, days=10)
+    fam = make_family("auray", children=[("Lou", "2022-01-01")])
+    inscribe(act, fam["child_ids"])
+    inside("auray", lambda: qf(fam["family_id"], 450, clock.today()))
+    web.login("auray", fam["email"])
+    res = web.post(f"/auray/reservations/{act['id']}", {"enfants": [str(fam["child_ids"][0])]})
+    cart = int(re.search(r"/demarches/(\d+)/", res.headers["Location"]).group(1))
+    kid = fam["child_ids"][0]
+    monkeypatch.setitem(app.config, "REDIS_URL", "redis://127.0.0.1:1/0")
+    page = web.get(f"/auray/demarches/{cart}/planning").get_data(as_text=True)
+    assert "Coût estimé de la démarche : 0,00\u00a0€" in page
+
+    def tick(unit, offset):
+        slot = act["slots"][(unit, days_from_today(offset).isoformat())]
+        return web.post(f"/auray/demarches/{cart}/choix", {"child": kid, "slot": slot, f"c-{kid}-{slot}": "1"},
+                        headers={"HX-Request": "true"})
+
+    tick("matin", 11)
+    answers = []
+    sent = statements(app, lambda: answers.append(tick("repas", 11)) or answers[-1])
+    html = answers[0].get_data(as_text=True)
+    assert 'id="cart-estimate" class="estimate" hx-swap-oob="true"' in html
+    assert "Coût estimé de la démarche : 3,00\u00a0€" in html   # Matin 2,00 + Repas 1,00 (QF 450)
+    with app.app_context():
+        assert len(sent) <= (4 if db.engine.dialect.name == "postgresql" else 6)
+    recap = web.get(f"/auray/demarches/{cart}/recapitulatif").get_data(as_text=True)
+    assert "Coût estimé de la démarche : 3,00\u00a0€" in recap
