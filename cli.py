@@ -113,11 +113,99 @@ def load_demo_data() -> list[str]:
                                         family=family, activated_at=now, cgu_accepted_at=now, locale="fr"))
                     report.append(f"  {folder.slug}: famille {email}")
             db.session.commit()
+    for folder in discover(current_app.config["TENANTS_DIR"]):
+        tenant = db.session.scalars(select(Tenant).where(Tenant.slug == folder.slug)).one()
+        with tenant_scope(tenant.id):
+            report.extend(load_demo_billing(tenant))
+            db.session.commit()
     if not db.session.scalars(select(SupportUser).where(SupportUser.email == "support@portail.test")).first():
         db.session.add(SupportUser(email="support@portail.test", name="Support Portail", password_hash=pw))
         db.session.commit()
         report.append("  support support@portail.test")
     return report
+
+
+def load_demo_billing(tenant) -> list[str]:
+    """The money side of the demo, relative to the clock: each demo family has a QF, bookings over
+    the two months before this one (slots added where the activity had none), the month before
+    last invoiced and paid, last month invoiced and not paid — both by real invoicing runs."""
+    from datetime import timedelta
+
+    from core import clock
+    from core.billing import config as bconf
+    from core.billing import invoices as inv
+    from core.billing import runs
+    from core.billing.models import BillingRun
+    from core.billing.quotients import record
+    from core.models import (
+        INSCRIPTION_ACCEPTED,
+        RES_RESERVED,
+        Activity,
+        Child,
+        Family,
+        Inscription,
+        Reservation,
+        Slot,
+    )
+
+    if not bconf.for_tenant(tenant).tariffs or db.session.scalars(select(BillingRun)).first() is not None:
+        return []
+    today = clock.today()
+    last = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    before = (last - timedelta(days=1)).replace(day=1)
+    families = db.session.scalars(select(Family).order_by(Family.id)).all()
+    for n, family in enumerate(families):
+        record(family, value=620 + 180 * n, source="caf", valid_from=before, valid_to=None, agent_name="Démo")
+    pairs = db.session.execute(select(Inscription.child_id, Inscription.activity_id, Child.family_id)
+                               .join(Child, Child.id == Inscription.child_id)
+                               .where(Inscription.status == INSCRIPTION_ACCEPTED)).all()
+    activity_ids = sorted({a for _c, a, _f in pairs})
+    if not activity_ids:
+        return []
+    activities = {a.id: a for a in db.session.scalars(select(Activity).where(Activity.id.in_(activity_ids or [0])))}
+    for month in (before, last):
+        end = (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        days = [month + timedelta(days=i) for i in range((end - month).days + 1)]
+        weekdays = [d for d in days if d.weekday() < 5][:6]
+        for activity in activities.values():
+            slots = db.session.scalars(select(Slot).where(Slot.activity_id == activity.id, Slot.day >= month,
+                                                          Slot.day <= end).order_by(Slot.day, Slot.id)).all()
+            if not slots:  # (the demo's activities begin later: a few days of last months for the demo)
+                for day in weekdays[:4]:
+                    if activity.units:
+                        for unit in activity.units:
+                            slots.append(Slot(activity_id=activity.id, unit_id=unit.id, day=day, last_day=day,
+                                              dates=[day.isoformat()], title="", time_slot=unit.code,
+                                              capacity=unit.capacity, taken=0))
+                    else:
+                        slots.append(Slot(activity_id=activity.id, day=day, last_day=day, dates=[day.isoformat()],
+                                          title="Journée découverte", time_slot="journee", capacity=12, taken=0))
+                db.session.add_all(slots)
+                db.session.flush()
+            chosen_days = sorted({s.day for s in slots})[:4]
+            for child_id, activity_id, family_id in pairs:
+                if activity_id != activity.id:
+                    continue
+                for slot in slots:
+                    if slot.day in chosen_days:
+                        db.session.add(Reservation(child_id=child_id, slot_id=slot.id, activity_id=activity.id,
+                                                   family_id=family_id, status=RES_RESERVED))
+                        slot.taken += 1
+        db.session.flush()
+    out = []
+    for month in (before, last):
+        run = runs.create_run(month, activity_ids, actor="Démo")
+        runs.compute(run.id, actor="Démo")
+        published = runs.publish(run.id, actor="Démo")
+        out.append(f"  {tenant.slug}: facturation de {month:%m/%Y} publiée ({len(published)} facture(s))")
+        if month == before:
+            for invoice in published:
+                db.session.flush()
+                [st] = inv.statements([invoice])
+                if st.balance > 0:
+                    inv.record_payment(invoice, amount_raw=f"{st.balance}", paid_on=today, method="cheque",
+                                       reference="Démo", actor="Démo")
+    return out
 
 
 def fill_french_plurals() -> None:
