@@ -39,6 +39,7 @@ def main() -> int:
     from sqlalchemy.engine import make_url
 
     name = f"portail_bench_inv_{secrets.token_hex(4)}"
+    redis_url = ""
     admin = make_url(PG_ADMIN)
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
@@ -51,7 +52,9 @@ def main() -> int:
         from bench.data import build
         from extensions import db
 
-        app = create_app("testing", SQLALCHEMY_DATABASE_URI=url)
+        redis_url = f"{os.environ.get('BENCH_REDIS', 'redis://127.0.0.1:6379')}/{os.environ.get('BENCH_REDIS_DB', '14')}"
+        # mails are queued on RQ after the publishing commit, as in production (never sent here)
+        app = create_app("testing", SQLALCHEMY_DATABASE_URI=url, REDIS_URL=redis_url)
         with app.app_context():
             upgrade(directory=str(ROOT / "migrations"))
         t = time.monotonic()
@@ -64,6 +67,12 @@ def main() -> int:
         with time_machine.travel(date(month.year + (month.month == 12), month.month % 12 + 1, 3), tick=True):
             _measure(app, db, data, month, event, select)
     finally:
+        try:
+            from redis import Redis
+
+            Redis.from_url(redis_url).flushdb()
+        except Exception:  # noqa: BLE001
+            pass
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
