@@ -158,8 +158,9 @@ def documents_page():
     fid = _family_id()
     year = clock.today().year
     children = db.session.scalars(select(Child).where(Child.family_id == fid).order_by(Child.birth_date)).all()
-    activities = db.session.scalars(select(Activity).join(Inscription, Inscription.activity_id == Activity.id).where(
-        Inscription.child_id.in_([c.id for c in children] or [0])).distinct().order_by(Activity.name)).all()
+    # (no DISTINCT over the activity's JSON columns: PostgreSQL has no equality for json)
+    activities = db.session.scalars(select(Activity).where(Activity.id.in_(select(Inscription.activity_id).where(
+        Inscription.child_id.in_([c.id for c in children] or [0])))).order_by(Activity.name)).all()
     last_year = attestations.fiscal(fid, year - 1)
     return render_template("billing/documents.html", children=children, activities=activities, year=year,
                            last_year=last_year, first=clock.today().replace(day=1) - timedelta(days=1))
