@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 from pypdf import PdfReader
 from sqlalchemy import func, select
@@ -223,3 +224,57 @@ def test_the_planning_and_each_tick_show_the_estimated_cost_without_one_more_sta
         assert len(sent) <= (4 if db.engine.dialect.name == "postgresql" else 6)
     recap = web.get(f"/auray/demarches/{cart}/recapitulatif").get_data(as_text=True)
     assert "Coût estimé de la démarche : 3,00\u00a0€" in recap
+
+
+def test_an_overdue_invoice_shows_in_the_readiness_check_and_an_agent_refuses_from_the_list(
+        app, web, make_web, billing_settings, make_activity, make_family, inscribe, make_agent, inside, outbox):
+    """The régie makes an overdue invoice blocking (TEST_BILLING: overdue_blocks): the family's
+    readiness check says "Facture impayée en retard"; the agents' list of demandes flags the family
+    and refuses its demande with the motif "Factures impayées" in one click (mail, history)."""
+    from core.billing.models import Invoice
+    from tests.admin_helpers import book as book_demande
+    from tests.admin_helpers import demande_state
+    from tests.conftest import days_from_today
+
+    billing_settings("auray")
+    act = make_activity("auray", starts_in=10, days=5)
+    today = clock.today()
+    born = (today - timedelta(days=5 * 365)).isoformat()   # 5 years old whatever the day (Kids: 3-7)
+    late = make_family("auray", name="KERLEAU", children=[("Nina", born)])
+    fine = make_family("auray", name="LE GOFF", children=[("Yann", born)])
+    inscribe(act, late["child_ids"] + fine["child_ids"])
+
+    def overdue_invoice():
+        db.session.add(Invoice(regie="test", year=today.year, sequence=1, number=f"F-{today.year}-000001",
+                               family_id=late["family_id"], family_name="KERLEAU", issued_on=today - timedelta(days=40),
+                               due_on=today - timedelta(days=1), total=Decimal("12.50")))
+
+    inside("auray", overdue_invoice)
+    day = days_from_today(10).isoformat()
+    dem_late = book_demande(app, late, act, [(late["child_ids"][0], act["slots"][("matin", day)])])
+    dem_fine = book_demande(app, fine, act, [(fine["child_ids"][0], act["slots"][("matin", day)])])
+
+    web.login("auray", late["email"])
+    dashboard = web.get("/auray/mon-espace").get_data(as_text=True).replace('&#39;', "'")
+    assert f"Facture impayée en retard (F-{today.year}-000001)" in dashboard
+    assert "Vous avez 1 facture non réglée" in dashboard
+
+    agent = make_agent("auray")
+    staff = make_web()
+    staff.login("auray", agent["email"])
+    listing = staff.get("/auray/admin/demandes").get_data(as_text=True).replace('&#39;', "'")
+    assert listing.count("Facture impayée en retard") == 1   # KERLEAU's row only
+    assert f"(demande N° {dem_late['number']})" in listing and f"(demande N° {dem_fine['number']})" not in listing
+    token = re.search(r'name="csrf_token" value="([^"]+)"', listing).group(1)
+    res = staff.post(f"/auray/admin/demandes/{dem_late['id']}/decision", {
+        "csrf_token": token, "action": "refuser", "motif_choice": "Factures impayées", "expected_status": "deposee",
+        "next": "/auray/admin/demandes"})
+    assert res.status_code == 303 and res.headers["Location"].endswith("/auray/admin/demandes")
+    after = staff.get(res.headers["Location"]).get_data(as_text=True).replace('&#39;', "'")
+    assert f"Demande N° {dem_late['number']} : Traitée négativement." in after
+    state = demande_state(app, act["tenant_id"], dem_late["id"])
+    assert state["status"] == "refusee" and state["motif"] == "Factures impayées"
+    assert state["events"][-1][:2] == ("refusee", "Agent Test")
+    (mail,) = [m for m in outbox.to(late["email"]) if "traitée négativement" in outbox.text(m)]
+    assert "Motif : Factures impayées" in outbox.text(mail)
+    assert demande_state(app, act["tenant_id"], dem_fine["id"])["status"] == "deposee"   # the other one untouched
