@@ -376,3 +376,36 @@ def test_the_attestation_fiscale_excludes_meals_and_children_of_six_and_more(bil
                                    for c in attestations.fiscal(family["family_id"], year).children])
     # Petit's Matin only (2,00 €, paid this year): no meal, not Grand (six on 1 January)
     assert att == [("Petit", Decimal("2.00"))]
+
+
+def test_the_demo_gives_each_demo_family_a_paid_and_an_unpaid_invoice_whatever_the_day(app, tenants):
+    """`make run`'s demo, on the day of the run (PORTAIL_TODAY moves it): the month before last is
+    invoiced and paid, last month invoiced and due, by real runs over the families' demo bookings —
+    Saint-Aubin's stage billed once, as a forfait."""
+    from cli import load_demo_data
+    from core.billing import invoices as inv
+    from core.billing.models import InvoiceLine
+    from core.models import User
+    from tenants.context import tenant_scope
+
+    first, _last = last_month()
+    before = (first - timedelta(days=1)).replace(day=1)
+    with app.app_context():
+        load_demo_data()
+        for slug in ("auray", "saint-loubes", "saint-aubin-de-medoc"):
+            with tenant_scope(tenants[slug]):
+                family_id = db.session.scalars(select(User.family_id).where(
+                    User.email == f"famille@{slug}.test")).one()
+                statements = {s.invoice.period_start: s for s in inv.of_family(family_id)}
+                assert set(statements) == {before, first}, slug
+                assert statements[before].status == inv.STATUS_PAID and statements[before].invoice.total > 0, slug
+                assert statements[first].status == inv.STATUS_DUE and statements[first].balance > 0, slug
+                assert inv.unpaid_count(family_id) == 1
+                lines = db.session.scalars(select(InvoiceLine).where(
+                    InvoiceLine.invoice_id == statements[first].invoice.id)).all()
+                assert all(first <= line.day <= _last for line in lines), slug
+                if slug == "saint-aubin-de-medoc":
+                    # one stage (its own in December, a demo one in other months), billed once as a forfait
+                    assert len(lines) == 1 and "Stage" in lines[0].unit and lines[0].bracket
+                    assert statements[first].invoice.number.startswith("SA-")
+        db.session.remove()
