@@ -145,7 +145,7 @@ def load_demo_billing(tenant) -> list[str]:
     from core.billing import config as bconf
     from core.billing import invoices as inv
     from core.billing import runs
-    from core.billing.models import BillingRun
+    from core.billing.models import BillingRun, Invoice
     from core.billing.quotients import record
     from core.models import (
         INSCRIPTION_ACCEPTED,
@@ -204,8 +204,7 @@ def load_demo_billing(tenant) -> list[str]:
         published = runs.publish(run.id, actor="Démo")
         out.append(f"  {tenant.slug}: facturation de {month:%m/%Y} publiée ({len(published)} facture(s))")
         if month == before:
-            for invoice in published:
-                db.session.flush()
+            for invoice in db.session.scalars(select(Invoice).where(Invoice.id.in_(published))):
                 [st] = inv.statements([invoice])
                 if st.balance > 0:
                     inv.record_payment(invoice, amount_raw=f"{st.balance}", paid_on=today, method="cheque",

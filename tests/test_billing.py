@@ -349,6 +349,59 @@ def test_draft_totals_equal_the_sum_of_their_lines(setup, book, inside, make_fam
     assert sum(f.total for f in inside("auray", lambda: runs.summary(db.session.get(runs.BillingRun, run.id)))) == total
 
 
+def test_a_run_costs_the_same_statements_for_two_families_as_for_six_and_mails_each_once(
+        app, billing_settings, month_activity, make_family, inscribe, book, inside, outbox):
+    """Drafting and publishing cost a constant number of statements whatever the number of
+    families (the lines in one COPY / executemany, the documents, credits and mails in one
+    statement each): 2 families and 6 families send as many.  Each family gets its one mail."""
+    from sqlalchemy import event
+
+    from core.billing import runs
+
+    billing_settings("auray", dict(TEST_BILLING, tariffs=[dict(t, activity=f"kids{n}") for n in (2, 6)
+                                                          for t in TEST_BILLING["tariffs"]]))
+
+    def month_of(n):
+        act = month_activity(code=f"kids{n}")
+        families = [make_family("auray", children=[("A", "2021-01-01"), ("B", "2022-01-01")]) for _ in range(n)]
+        for i, f in enumerate(families):
+            inscribe(act, f["child_ids"])
+            for d in _days(3):
+                book(act, f["child_ids"][0], [("matin", d), ("repas", d)])
+                book(act, f["child_ids"][1], [("apres_midi", d)])
+            if i % 2:
+                inside("auray", lambda f=f, i=i: qf(f["family_id"], 300 + 100 * i, last_month()[0]))
+        return act, families
+
+    def counted(fn):
+        """fn's statements, in its transaction (the mails handed over after commit are not its own)."""
+        from tenants.context import tenant_scope
+
+        sent = []
+        listener = lambda *_a, **_k: sent.append(1)  # noqa: E731
+        with app.app_context(), tenant_scope(act["tenant_id"]):
+            event.listen(db.engine, "before_cursor_execute", listener)
+            try:
+                out = fn()
+            finally:
+                event.remove(db.engine, "before_cursor_execute", listener)
+            db.session.commit()
+            db.session.remove()
+        return out, len(sent)
+
+    costs = []
+    for n in (2, 6):
+        act, families = month_of(n)
+        run_id = inside("auray", lambda act=act: runs.create_run(last_month()[0], [act["id"]], actor="Agent").id)
+        _run, draft = counted(lambda run_id=run_id: runs.compute(run_id, actor="Agent"))
+        before = len(outbox.messages)
+        published, publication = counted(lambda run_id=run_id: runs.publish(run_id, actor="Agent"))
+        assert len(published) == n and len(outbox.messages) - before == n
+        assert inside("auray", lambda run_id=run_id: db.session.get(runs.BillingRun, run_id).families) == n
+        costs.append((draft, publication))
+    assert costs[0] == costs[1], costs
+
+
 # ---------------------------------------------------------------------------- attestations
 
 def test_the_attestation_fiscale_excludes_meals_and_children_of_six_and_more(billing_settings, month_activity,

@@ -93,22 +93,27 @@ def due_date(regie: bconf.Regie, period_start: date | None, issued_on: date) -> 
 
 
 def family_recipients(family_ids) -> dict[int, dict]:
-    """The account holder mailed for each family (the first active one) and its address line."""
+    """The account holder mailed for each family (the first active one) and its address lines:
+    two statements, columns only."""
     from core.dossier import Responsable
 
     out: dict[int, dict] = {}
     ids = sorted(set(family_ids))
     if not ids:
         return out
-    for user in db.session.scalars(select(User).where(User.family_id.in_(ids), User.deactivated_at.is_(None))
-                                   .order_by(User.family_id, User.id)):
-        out.setdefault(user.family_id, {"email": user.email, "name": user.display_name, "locale": user.locale})
-    for resp in db.session.scalars(select(Responsable).where(Responsable.family_id.in_(ids))
-                                   .order_by(Responsable.family_id, Responsable.position, Responsable.id)):
-        entry = out.setdefault(resp.family_id, {})
-        if "address" not in entry and resp.address_line:
-            entry["address"] = "\n".join(x for x in (resp.display_name, resp.address_line, resp.address_extra,
-                                                     f"{resp.postal_code or ''} {resp.city or ''}".strip()) if x)
+    for fid, user_id, email, first, last, locale in db.session.execute(
+            select(User.family_id, User.id, User.email, User.first_name, User.last_name, User.locale)
+            .where(User.family_id.in_(ids), User.deactivated_at.is_(None)).order_by(User.family_id, User.id)):
+        out.setdefault(fid, {"email": email, "name": f"{first} {last}".strip(), "locale": locale,
+                             "user_id": user_id})
+    r = Responsable
+    for fid, first, last, line, extra, postal, city in db.session.execute(
+            select(r.family_id, r.first_name, r.last_name, r.address_line, r.address_extra, r.postal_code, r.city)
+            .where(r.family_id.in_(ids)).order_by(r.family_id, r.position, r.id)):
+        entry = out.setdefault(fid, {})
+        if "address" not in entry and line:
+            entry["address"] = "\n".join(x for x in (f"{first or ''} {last or ''}".strip(), line, extra,
+                                                     f"{postal or ''} {city or ''}".strip()) if x)
     return out
 
 

@@ -163,8 +163,10 @@ class Invoice(TenantScoped, db.Model):
     and its payments (never a counter)."""
 
     __tablename__ = "billing_invoice"
+    # one document per family and run (the publication's lines are copied by joining on it)
     __table_args__ = (UniqueConstraint("tenant_id", "regie", "number"),
                       UniqueConstraint("tenant_id", "regie", "year", "sequence"),
+                      UniqueConstraint("tenant_id", "run_id", "family_id"),
                       Index("ix_billing_invoice_family", "tenant_id", "family_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -173,7 +175,7 @@ class Invoice(TenantScoped, db.Model):
     sequence: Mapped[int] = mapped_column(Integer)
     number: Mapped[str] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(16), default=DOC_INVOICE)
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("billing_run.id", ondelete="SET NULL"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("billing_run.id", ondelete="SET NULL"))
     corrects_id: Mapped[int | None] = mapped_column(ForeignKey("billing_invoice.id", ondelete="SET NULL"))
     family_id: Mapped[int] = mapped_column(ForeignKey("family.id", ondelete="RESTRICT"))
     family_name: Mapped[str] = mapped_column(String(200), default="")

@@ -93,6 +93,25 @@ def price(config: BillingConfig, activity_code: str, key: str | None, day: date,
     return Price(round_cents(amount), label, qf, tariff)
 
 
+class PriceBook:
+    """`price` for a run's thousands of lines: computed once per tariff key, day, QF, residency and
+    sibling rank — exactly what it depends on — and read back for every other line alike."""
+
+    def __init__(self, config: BillingConfig):
+        self.config = config
+        self._memo: dict = {}
+
+    def __call__(self, activity_code: str, key: str | None, day: date, family: FamilyPricing,
+                 child_id: int | None = None) -> Price | None:
+        rank = family.ranks.get(child_id, 1) if child_id is not None else 1
+        memo_key = (activity_code, key, day, family.qf_on(day), family.resident, rank)
+        try:
+            return self._memo[memo_key]
+        except KeyError:
+            found = self._memo[memo_key] = price(self.config, activity_code, key, day, family, child_id)
+            return found
+
+
 def line_amount(unit_price: Decimal, quantity: Decimal = Decimal(1), rate_pct: int = 100) -> Decimal:
     """A line's amount: unit price × quantity × rate, rounded half up to the cent."""
     return round_cents(unit_price * quantity * Decimal(rate_pct) / HUNDRED)

@@ -82,11 +82,11 @@ def upgrade():
     sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_billing_invoice_tenant_id_tenant'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_billing_invoice')),
     sa.UniqueConstraint('tenant_id', 'regie', 'number', name=op.f('uq_billing_invoice_tenant_id_regie_number')),
-    sa.UniqueConstraint('tenant_id', 'regie', 'year', 'sequence', name=op.f('uq_billing_invoice_tenant_id_regie_year_sequence'))
+    sa.UniqueConstraint('tenant_id', 'regie', 'year', 'sequence', name=op.f('uq_billing_invoice_tenant_id_regie_year_sequence')),
+    sa.UniqueConstraint('tenant_id', 'run_id', 'family_id', name=op.f('uq_billing_invoice_tenant_id_run_id_family_id'))
     )
     with op.batch_alter_table('billing_invoice', schema=None) as batch_op:
         batch_op.create_index('ix_billing_invoice_family', ['tenant_id', 'family_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_billing_invoice_run_id'), ['run_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_billing_invoice_tenant_id'), ['tenant_id'], unique=False)
 
     op.create_table('billing_credit',
@@ -289,7 +289,6 @@ def downgrade():
     op.drop_table('billing_credit')
     with op.batch_alter_table('billing_invoice', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_billing_invoice_tenant_id'))
-        batch_op.drop_index(batch_op.f('ix_billing_invoice_run_id'))
         batch_op.drop_index('ix_billing_invoice_family')
 
     op.drop_table('billing_invoice')

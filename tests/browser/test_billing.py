@@ -101,7 +101,7 @@ def parent_reads_the_invoice(pg, d, number, *, phone: bool) -> None:
     assert res.status == 200 and res.headers["content-type"] == "application/pdf"
     text = pdf_text(res.body())
     for expected in (f"Facture {number}", "Ville d'Auray", "Famille GUILLEVIC", "Maël Guillevic", "Matin", "Repas",
-                     "3,00 €", "2,50 €", "8,50 €", "Reste à payer", "500 ≤ QF < 1000"):
+                     "3,00 €", "2,50 €", "8,50 €", "Reste à payer", "500 ≤ QF < 1000", "Ville d'Auray — 1 / 1"):
         assert expected in text, expected
 
 
