@@ -9,6 +9,7 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
@@ -149,10 +150,12 @@ def test_mes_qf_revenus_request_and_agent_acceptance_with_dates(web, make_web, m
     assert any("Modification de votre dossier famille" in m["Subject"] for m in outbox.messages)
 
 
-def test_bad_tariffs_are_refused_and_nothing_is_saved(make_web, make_agent, billing_settings, app, tenants):
+def test_bad_tariffs_are_refused_and_nothing_is_saved(make_web, make_agent, billing_settings, app, tenants,
+                                                      make_activity):
     from tenants.models import Tenant
 
     billing_settings("auray")
+    make_activity("auray", code="kids")
     agent = make_agent("auray")
     staff = make_web()
     staff.login("auray", agent["email"])
@@ -278,3 +281,77 @@ def test_an_overdue_invoice_shows_in_the_readiness_check_and_an_agent_refuses_fr
     (mail,) = [m for m in outbox.to(late["email"]) if "traitée négativement" in outbox.text(m)]
     assert "Motif : Factures impayées" in outbox.text(mail)
     assert demande_state(app, act["tenant_id"], dem_fine["id"])["status"] == "deposee"   # the other one untouched
+
+
+TARIFF_TEXT = '''[regie]
+code = "test"
+prefix = "F"
+payment_day = 15
+
+[[tariffs]]
+activity = "kids"
+unit = "matin"
+label = "Matin"
+valid_from = "2000-01-01"
+brackets = [
+  { min = 0, max = 500, price = "2.00" },
+  { min = 500, price = "3.00" },
+]
+'''
+
+
+@pytest.mark.parametrize("change, message", [
+    (('label = "Matin"', 'label = "Matin'), "n'est pas lisible à la ligne 9"),            # a quote missing
+    (('{ min = 500, price', '{ min = 400, price'), "Tarif n° 1 (kids / matin) : Les tranches 0–500 et 400+ se "
+                                                   "chevauchent"),
+    (('price = "2.00"', 'price = "-2.00"'), "Tarif n° 1 (kids / matin) : Un tarif ne peut pas être négatif"),
+    (('{ min = 500,', '{ min = "5OO",'), "Tarif n° 1 (kids / matin) : « 5OO » n'est pas un nombre entier"),
+    (('price = "3.00"', 'price = "3,5O"'), "« 3,5O » n'est pas un montant (exemple : 12,50)"),
+    (('activity = "kids"', 'activity = "kidz"'), "l'activité « kidz » n'existe pas dans la commune"),
+    (('label = "Matin"', 'lable = "Matin"'), "Tarif n° 1 (kids / matin) : clé inconnue « lable »"),
+    (('payment_day = 15', 'payment_day = 40'), "[regie] : Le jour d'échéance est compris entre 1 et 28"),
+    (('payment_day = 15', 'payment_day = 15\noverdue_blocks = "oui"'), "overdue_blocks : « oui » n'est pas true"),
+    (('valid_from = "2000-01-01"', 'valid_from = "2000-01-01"\nvalid_to = "1999-12-31"'),
+     "La fin de validité précède son début"),
+    (('valid_from = "2000-01-01"', 'valid_from = "01/01/2000"'), "« 01/01/2000 » n'est pas une date (AAAA-MM-JJ)"),
+    (('brackets = [', 'sibling_reduction_pct = 10\nbrackets = ['), "sibling_reduction_pct : une liste est attendue"),
+    (('brackets = [\n  { min = 0, max = 500, price = "2.00" },', 'brackets = [\n  500,'),
+     "tranche n° 1 : une table est attendue"),
+    (('[regie]\ncode = "test"\nprefix = "F"\npayment_day = 15\n', 'regie = 5\n'),
+     "[regie] : une table est attendue"),
+    ((TARIFF_TEXT, 'tariffs = "kids"\n' + TARIFF_TEXT[:TARIFF_TEXT.index("[[tariffs]]")]),
+     "tariffs : une liste est attendue"),
+    (('[[tariffs]]', '[[tarifs]]'), "clé inconnue « tarifs » (clés possibles : regie, tariffs)"),
+])
+def test_every_error_in_the_tariffs_text_is_said_in_french_next_to_it_and_the_text_is_kept(
+        make_web, make_agent, billing_settings, make_activity, app, tenants, change, message):
+    """Tariffs are edited as text (TOML): acceptable only because every mistake is refused with a
+    French message under the text area that names where it is, the text as typed comes back, and
+    nothing is saved."""
+    import html
+
+    from tenants.models import Tenant
+
+    billing_settings("auray")
+    make_activity("auray", code="kids")
+    agent = make_agent("auray")
+    staff = make_web()
+    staff.login("auray", agent["email"])
+    url = "/auray/admin/facturation/tarifs"
+    assert staff.post(url, {"config": TARIFF_TEXT}, page=url).status_code == 303   # the good text is saved
+    old, new = change
+    assert old in TARIFF_TEXT
+    bad = TARIFF_TEXT.replace(old, new, 1)
+    res = staff.post(url, {"config": bad}, page=url)
+    page = res.get_data(as_text=True)
+    assert res.status_code == 422, page[:300]
+    field = re.search(r'<div class="field field--error">(.*?)</div>', page, re.S).group(1)
+    assert 'aria-invalid="true" aria-describedby="config-error"' in field
+    error = html.unescape(re.search(r'<p class="error" id="config-error">(.*?)</p>', field, re.S).group(1))
+    assert message in error, error
+    kept = html.unescape(re.search(r'<textarea id="config"[^>]*>(.*?)</textarea>', field, re.S).group(1))
+    assert kept.strip() == bad.strip()
+    with app.app_context():
+        saved = db.session.get(Tenant, tenants["auray"]).setting("billing")
+        assert saved["tariffs"][0]["label"] == "Matin" and saved["regie"]["payment_day"] == 15
+        db.session.remove()

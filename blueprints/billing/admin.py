@@ -305,11 +305,11 @@ def tariffs():
         try:
             raw = bconf.jsonable(tomllib.loads(text_ or ""))
         except tomllib.TOMLDecodeError as exc:
-            error = _("Le texte n'est pas lisible (ligne %(line)s) : vérifiez les guillemets et les crochets.",
-                      line=getattr(exc, "lineno", "?"))
+            error = _("Le texte n'est pas lisible à la ligne %(line)s : vérifiez les guillemets, les crochets et "
+                      "les virgules de cette ligne.", line=_toml_line(exc))
         else:
             try:
-                bconf.parse(raw)
+                bconf.parse(raw, activity_codes=[a.code for a in _activities()])
             except bconf.ConfigError as err:
                 error = err.message
             else:
@@ -322,6 +322,17 @@ def tariffs():
     return render_template("billing/admin/tariffs.html", conf=conf, error=error,
                            text=text_ if text_ is not None else to_toml(tenant.setting("billing", default={}) or {})), \
         (422 if error else 200)
+
+
+def _toml_line(exc: tomllib.TOMLDecodeError) -> str:
+    """The line tomllib names ("… (at line 3, column 8)"; Python 3.14 also gives exc.lineno)."""
+    line = getattr(exc, "lineno", None)
+    if line is None:
+        import re
+
+        found = re.search(r"line (\d+)", str(exc))
+        line = found.group(1) if found else "?"
+    return str(line)
 
 
 def to_toml(raw: dict) -> str:

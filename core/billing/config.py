@@ -149,6 +149,15 @@ def _int(raw, field: str, *, minimum: int = 0) -> int:
     return value
 
 
+def _bool(raw, field: str, default: bool) -> bool:
+    if raw is None:
+        return default
+    if not isinstance(raw, bool):
+        raise ConfigError(str(_l("%(field)s : « %(value)s » n'est pas true (oui) ou false (non).", field=field,
+                                 value=raw)), field)
+    return raw
+
+
 def _date(raw, field: str) -> date | None:
     if raw in (None, ""):
         return None
@@ -185,7 +194,51 @@ def _span(b: Bracket) -> str:
     return f"{b.qf_min}–{b.qf_max}" if b.qf_max is not None else f"{b.qf_min}+"
 
 
+REGIE_KEYS = {"code", "name", "prefix", "payment_day", "address", "payfip_client", "sepa_creditor_id",
+              "unjustified_absence_pct", "bill_unbooked_presence", "overdue_blocks"}
+TARIFF_KEYS = {"activity", "unit", "label", "mode", "valid_from", "valid_to", "non_resident_surcharge",
+               "sibling_reduction_pct", "meal", "childcare", "brackets"}
+BRACKET_KEYS = {"min", "max", "price"}
+
+
+def _table(raw, where: str) -> dict:
+    """A TOML table where one is expected, its keys known (a misspelt key would be ignored silently)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(str(_l("%(where)s : une table est attendue (clé = valeur, entre accolades ou sous "
+                                 "un titre [ … ]).", where=where)), "config")
+    return raw
+
+
+def _unknown(raw: dict, known: set, where: str) -> None:
+    extra = sorted(set(raw) - known)
+    if extra:
+        raise ConfigError(str(_l("%(where)s : clé inconnue « %(key)s » (clés possibles : %(keys)s).", where=where,
+                                 key=extra[0], keys=", ".join(sorted(known)))), "config")
+
+
+def _list(raw, where: str) -> list:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ConfigError(str(_l("%(where)s : une liste est attendue, entre crochets [ … ].", where=where)), "config")
+    return raw
+
+
 def parse_tariff(raw: dict, index: int = 0) -> Tariff:
+    """One [[tariffs]] entry; an error names the tariff (its number and activity / unit)."""
+    where = str(_l("Tarif n° %(num)d", num=index + 1))
+    if isinstance(raw, dict) and raw.get("activity"):
+        where += f" ({raw.get('activity')} / {raw.get('unit') or '*'})"
+    try:
+        return _parse_tariff(_table(raw, where), index, where)
+    except ConfigError as err:
+        if err.message.startswith(where):
+            raise
+        raise ConfigError(str(_l("%(where)s : %(message)s", where=where, message=err.message)), err.field) from None
+
+
+def _parse_tariff(raw: dict, index: int, where: str) -> Tariff:
+    _unknown(raw, TARIFF_KEYS, where)
     activity = str(raw.get("activity") or "").strip()
     if not activity:
         raise ConfigError(str(_l("Indiquez l'activité du tarif.")), "activity")
@@ -193,12 +246,15 @@ def parse_tariff(raw: dict, index: int = 0) -> Tariff:
     if mode not in MODES:
         raise ConfigError(str(_l("Mode de tarification inconnu : %(mode)s.", mode=mode)), "mode")
     brackets = []
-    for b in raw.get("brackets") or []:
+    for n, b in enumerate(_list(raw.get("brackets"), "brackets"), start=1):
+        inner = str(_l("tranche n° %(num)d", num=n))
+        _unknown(_table(b, inner), BRACKET_KEYS, inner)
         qf_max = b.get("max")
         brackets.append(Bracket(_int(b.get("min", 0), "brackets"),
                                 None if qf_max in (None, "") else _int(qf_max, "brackets"),
                                 money(b.get("price", ""), field="brackets")))
-    reductions = tuple(_int(p, "sibling_reduction_pct") for p in raw.get("sibling_reduction_pct") or ())
+    reductions = tuple(_int(p, "sibling_reduction_pct")
+                       for p in _list(raw.get("sibling_reduction_pct"), "sibling_reduction_pct"))
     if any(p > 100 for p in reductions):
         raise ConfigError(str(_l("Une réduction ne dépasse pas 100 %.")), "sibling_reduction_pct")
     valid_from = _date(raw.get("valid_from"), "valid_from") or date(2000, 1, 1)
@@ -210,8 +266,8 @@ def parse_tariff(raw: dict, index: int = 0) -> Tariff:
                   valid_from=valid_from, valid_to=valid_to, brackets=tuple(check_brackets(brackets)),
                   non_resident_surcharge=money(raw.get("non_resident_surcharge", "0"),
                                                field="non_resident_surcharge"),
-                  sibling_reduction_pct=reductions, meal=bool(raw.get("meal", False)),
-                  childcare=bool(raw.get("childcare", True)), index=index)
+                  sibling_reduction_pct=reductions, meal=_bool(raw.get("meal"), "meal", False),
+                  childcare=_bool(raw.get("childcare"), "childcare", True), index=index)
 
 
 def check_versions(tariffs: list[Tariff]) -> None:
@@ -229,9 +285,21 @@ def check_versions(tariffs: list[Tariff]) -> None:
 
 
 def parse_regie(raw: dict) -> Regie:
-    address = raw.get("address") or ()
+    where = "[regie]"
+    try:
+        return _parse_regie(_table(raw, where))
+    except ConfigError as err:
+        if err.message.startswith(where):
+            raise
+        raise ConfigError(str(_l("%(where)s : %(message)s", where=where, message=err.message)), err.field) from None
+
+
+def _parse_regie(raw: dict) -> Regie:
+    _unknown(raw, REGIE_KEYS, "[regie]")
+    address = raw.get("address") or []
     if isinstance(address, str):
         address = [line for line in address.splitlines() if line.strip()]
+    address = _list(address, "address")
     day = _int(raw.get("payment_day", 15), "payment_day", minimum=1)
     if day > 28:
         raise ConfigError(str(_l("Le jour d'échéance est compris entre 1 et 28.")), "payment_day")
@@ -247,14 +315,25 @@ def parse_regie(raw: dict) -> Regie:
                  payment_day=day, address=tuple(str(a) for a in address),
                  payfip_client=str(raw.get("payfip_client") or ""),
                  sepa_creditor_id=str(raw.get("sepa_creditor_id") or ""),
-                 unjustified_absence_pct=pct, bill_unbooked_presence=bool(raw.get("bill_unbooked_presence", True)),
-                 overdue_blocks=bool(raw.get("overdue_blocks", False)))
+                 unjustified_absence_pct=pct,
+                 bill_unbooked_presence=_bool(raw.get("bill_unbooked_presence"), "bill_unbooked_presence", True),
+                 overdue_blocks=_bool(raw.get("overdue_blocks"), "overdue_blocks", False))
 
 
-def parse(raw: dict | None) -> BillingConfig:
-    """The commune's billing settings, checked (raises ConfigError)."""
-    raw = raw or {}
-    tariffs = [parse_tariff(t, i) for i, t in enumerate(raw.get("tariffs") or [])]
+def parse(raw: dict | None, *, activity_codes=None) -> BillingConfig:
+    """The commune's billing settings, checked (raises ConfigError, in French, naming the place:
+    "[regie]", "Tarif n° 3 (kids / matin)", "tranche n° 2").  With `activity_codes`, a tariff of an
+    activity the commune does not have is refused (a misspelt code would never bill)."""
+    raw = _table(raw or {}, str(_l("La configuration")))
+    _unknown(raw, {"regie", "tariffs"}, str(_l("La configuration")))
+    tariffs = [parse_tariff(t, i) for i, t in enumerate(_list(raw.get("tariffs"), "tariffs"))]
+    if activity_codes is not None:
+        known = sorted(set(activity_codes))
+        for i, t in enumerate(tariffs):
+            if t.activity not in known:
+                raise ConfigError(str(_l("Tarif n° %(num)d : l'activité « %(code)s » n'existe pas dans la commune "
+                                         "(codes : %(codes)s).", num=i + 1, code=t.activity,
+                                         codes=", ".join(known) or "—")), "activity")
     check_versions(tariffs)
     return BillingConfig(regie=parse_regie(raw.get("regie") or {}), tariffs=tariffs)
 
