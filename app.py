@@ -157,6 +157,8 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.admin import bp as admin_bp
     from blueprints.agenda import bp as agenda_bp
     from blueprints.auth import bp as auth_bp
+    from blueprints.billing import admin_bp as billing_admin_bp
+    from blueprints.billing import bp as billing_bp
     from blueprints.demandes import bp as demandes_bp
     from blueprints.famille import bp as famille_bp
     from blueprints.inscriptions import bp as inscriptions_bp
@@ -177,6 +179,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(pieces_bp)
     app.register_blueprint(support_bp)
     app.register_blueprint(rush_bp)
+    app.register_blueprint(billing_bp)
+    app.register_blueprint(billing_admin_bp)
 
 
 def _register_errors(app: Flask) -> None:
@@ -284,6 +288,12 @@ def _register_template_helpers(app: Flask) -> None:
             except ValueError:
                 return None
         return value
+
+    @app.template_filter("euros")
+    def euros(value):
+        from core.billing.pricing import euros as fmt
+
+        return fmt(value)
 
     @app.template_filter("t")
     def t(value):

@@ -39,6 +39,10 @@ def sync_tenants(update: bool = False) -> list[str]:
             tenant.name = folder.name
             tenant.settings = folder.settings
             done.append(f"~ {folder.slug}")
+        elif "billing" in folder.settings and "billing" not in (tenant.settings or {}):
+            tenant.settings = {**(tenant.settings or {}), "billing": folder.settings["billing"]}  # a new file only
+            done.append(f"~ {folder.slug} (facturation)")
+            continue
         else:
             continue
         with tenant_scope(tenant.id):
@@ -178,11 +182,147 @@ def load_demo_data() -> list[str]:
                                         family=family, activated_at=now, cgu_accepted_at=now, locale="fr"))
                     report.append(f"  {folder.slug}: famille {email}")
             db.session.commit()
+    for folder in discover(current_app.config["TENANTS_DIR"]):
+        tenant = db.session.scalars(select(Tenant).where(Tenant.slug == folder.slug)).one()
+        with tenant_scope(tenant.id):
+            report.extend(load_demo_billing(tenant))
+            db.session.commit()
     if not db.session.scalars(select(SupportUser).where(SupportUser.email == "support@portail.test")).first():
         db.session.add(SupportUser(email="support@portail.test", name="Support Portail", password_hash=pw))
         db.session.commit()
         report.append("  support support@portail.test")
     return report
+
+
+DEMO_BILLED_DAYS = 4  # demo bookings per child and activity in each billed month
+
+
+def load_demo_billing(tenant) -> list[str]:
+    """The money side of the demo, relative to the clock (`make run` shows it whatever the day):
+    each demo family has a QF and bookings in the two months before this one; the month before
+    last is invoiced and paid, last month invoiced and not paid — both by real invoicing runs.
+
+    Bookings go on the activity's own dates of that month (the first four days, one place per day
+    and time slot).  A demo activity whose configured dates leave that month out (Auray's holidays,
+    Saint-Aubin's stages begin later) is made to cover it: its period starts earlier and it gets
+    demo dates there (units on the month's first weekdays; a session per time slot of its
+    programme; a stage over two days for an activity of stages), which the report names."""
+    from datetime import timedelta
+
+    from core import calendar as cal
+    from core import clock
+    from core.billing import config as bconf
+    from core.billing import invoices as inv
+    from core.billing import runs
+    from core.billing.models import BillingRun, Invoice
+    from core.billing.quotients import record
+    from core.models import (
+        INSCRIPTION_ACCEPTED,
+        RES_RESERVED,
+        Activity,
+        Child,
+        Family,
+        Inscription,
+        Reservation,
+        Slot,
+    )
+
+    if not bconf.for_tenant(tenant).tariffs or db.session.scalars(select(BillingRun)).first() is not None:
+        return []
+    today = clock.today()
+    last = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    before = (last - timedelta(days=1)).replace(day=1)
+    families = db.session.scalars(select(Family).order_by(Family.id)).all()
+    for n, family in enumerate(families):
+        record(family, value=620 + 180 * n, source="caf", valid_from=before, valid_to=None, agent_name="Démo")
+    pairs = db.session.execute(select(Inscription.child_id, Inscription.activity_id, Child.family_id)
+                               .join(Child, Child.id == Inscription.child_id)
+                               .where(Inscription.status == INSCRIPTION_ACCEPTED)
+                               .order_by(Inscription.activity_id, Inscription.child_id)).all()
+    activity_ids = sorted({a for _c, a, _f in pairs})
+    if not activity_ids:
+        return []
+    out = []
+    activities = db.session.scalars(select(Activity).where(Activity.id.in_(activity_ids)).order_by(Activity.id)).all()
+    for month in (before, last):
+        end = (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        for activity in activities:
+            slots = db.session.scalars(select(Slot).where(Slot.activity_id == activity.id, Slot.day >= month,
+                                                          Slot.day <= end).order_by(Slot.day, Slot.id)).all()
+            if not slots:
+                slots = _demo_dates(activity, month, end, cal)
+                activity.starts_on = min(activity.starts_on, month)
+                out.append(f"  {tenant.slug}: {activity.code} couvre {month:%m/%Y} par des dates de démonstration "
+                           f"(sa configuration n'y a pas de dates)")
+            days = sorted({s.day for s in slots})[:DEMO_BILLED_DAYS]
+            chosen: dict = {}
+            for slot in slots:   # one place per day and time slot (Klub: one activity per time slot)
+                if slot.day in days:
+                    chosen.setdefault((slot.day, slot.unit_id, slot.time_slot), slot)
+            for child_id, activity_id, family_id in pairs:
+                if activity_id != activity.id:
+                    continue
+                for slot in chosen.values():
+                    db.session.add(Reservation(child_id=child_id, slot_id=slot.id, activity_id=activity.id,
+                                               family_id=family_id, status=RES_RESERVED))
+                    slot.taken += 1
+        db.session.flush()
+    for month in (before, last):
+        run = runs.create_run(month, activity_ids, actor="Démo")
+        runs.compute(run.id, actor="Démo")
+        published = runs.publish(run.id, actor="Démo")
+        out.append(f"  {tenant.slug}: facturation de {month:%m/%Y} publiée ({len(published)} facture(s))")
+        if month == before:
+            for invoice in db.session.scalars(select(Invoice).where(Invoice.id.in_(published))):
+                [st] = inv.statements([invoice])
+                if st.balance > 0:
+                    inv.record_payment(invoice, amount_raw=f"{st.balance}", paid_on=today, method="cheque",
+                                       reference="Démo", actor="Démo")
+    return out
+
+
+def _demo_dates(activity, first, last, cal) -> list:
+    """Demo dates of an activity in the month [first, last] that its configuration leaves out."""
+    from datetime import timedelta
+
+    from core.models import Slot
+
+    weekdays = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    weekdays = [d for d in weekdays if d.weekday() < 5 and not cal.is_public_holiday(d)]
+    slots = []
+    if activity.units:
+        for day in weekdays[:DEMO_BILLED_DAYS]:
+            for unit in activity.units:
+                slots.append(Slot(activity_id=activity.id, unit_id=unit.id, day=day, last_day=day,
+                                  dates=[day.isoformat()], title="", time_slot=unit.code, capacity=unit.capacity,
+                                  taken=0))
+    else:
+        programme = db.session.scalars(select(Slot).where(Slot.activity_id == activity.id)
+                                       .order_by(Slot.day, Slot.start_time, Slot.id)).all()
+        if any(s.last_day > s.day for s in programme):   # an activity of stages: one stage of two days
+            model = next(s for s in programme if s.last_day > s.day)
+            days = weekdays[:2]
+            slots.append(Slot(activity_id=activity.id, day=days[0], last_day=days[-1],
+                              dates=[d.isoformat() for d in days], title="Stage découverte", time_slot=model.time_slot,
+                              start_time=model.start_time, end_time=model.end_time, theme=model.theme,
+                              discipline=model.discipline, capacity=model.capacity, taken=0))
+        else:   # a session per time slot of its programme, on each demo day
+            by_time_slot: dict = {}
+            for s in programme:
+                by_time_slot.setdefault(s.time_slot, s)
+            models = list(by_time_slot.values()) or [None]
+            for day in weekdays[:DEMO_BILLED_DAYS]:
+                for model in models:
+                    slots.append(Slot(activity_id=activity.id, day=day, last_day=day, dates=[day.isoformat()],
+                                      title=model.title if model else "Journée découverte",
+                                      time_slot=model.time_slot if model else "journee",
+                                      start_time=model.start_time if model else None,
+                                      end_time=model.end_time if model else None,
+                                      theme=model.theme if model else None, capacity=model.capacity if model else 12,
+                                      taken=0))
+    db.session.add_all(slots)
+    db.session.flush()
+    return slots
 
 
 def fill_french_plurals() -> None:

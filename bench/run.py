@@ -49,7 +49,7 @@ SCENARIO_LIMIT = int(os.environ.get("BENCH_SCENARIO_LIMIT", "300"))
 ROOM_SIZE = int(os.environ.get("BENCH_ROOM_SIZE", "20"))  # concurrent bookers per commune
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 FLOOR = os.environ.get("BENCH_FLOOR") == "1"  # also measure the stack alone (bench/floor.py)
-ONLY = os.environ.get("BENCH_ONLY", "")  # "planning" or "toggle": that pair alone, no opening morning
+ONLY = os.environ.get("BENCH_ONLY", "")  # "planning" or "toggle": that pair alone; "invoicing": the invoicing run alone
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -273,6 +273,11 @@ class Bench:
 
     # ------------------------------------------------------------ the run
     def main(self) -> int:
+        if ONLY == "invoicing":  # the invoicing run alone (in process: no servers, no wrk)
+            ensure_services()
+            from bench.invoicing import main as invoicing
+
+            return invoicing()
         self.wrk_bin = ensure_wrk()
         ensure_services()
         say("base PostgreSQL " + self.db_name)
@@ -347,6 +352,9 @@ class Bench:
         print(f"ERRORS {errors}")
         print(f"FAIRNESS {fairness:.3f}")
         print(f"INCONSISTENT {self.inconsistent}")
+        from bench.invoicing import main as invoicing  # the invoicing line (its own database)
+
+        invoicing()
         return 0
 
     def floor(self, lines: list[dict]) -> tuple[dict, dict]:

@@ -39,7 +39,7 @@ from core.models import (
 )
 from extensions import db
 
-DEFAULT_REFUSAL_MOTIFS = ["Pièces manquantes au dossier", "Factures impayées"]
+DEFAULT_REFUSAL_MOTIFS = ["Pièces manquantes au dossier", "Factures impayées"]  # (UNPAID_INVOICES_MOTIF)
 
 # ---------------------------------------------------------------------------- demandes queue
 
@@ -152,6 +152,17 @@ def refusal_motifs(tenant) -> list[str]:
     if motifs is None:
         return list(DEFAULT_REFUSAL_MOTIFS)
     return [str(m) for m in motifs if str(m).strip()]
+
+
+UNPAID_INVOICES_MOTIF = "Factures impayées"
+
+
+def unpaid_invoices_motif(tenant) -> str:
+    """The commune's own wording of the motif "Factures impayées" (its list), else that one."""
+    for motif in refusal_motifs(tenant):
+        if motif.strip().casefold() == UNPAID_INVOICES_MOTIF.casefold():
+            return motif
+    return UNPAID_INVOICES_MOTIF
 
 
 def compose_motif(choice: str | None, text: str | None) -> str:

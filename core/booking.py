@@ -181,6 +181,11 @@ class ItemRow:
     slot_id: int
     action: str
     reservation_id: int | None = None
+    # the slot's activity, time slot (a unit's code for days with units) and first day: what prices
+    # the démarche (core.billing.estimate) without reading the slots again
+    activity_id: int | None = None
+    time_slot: str | None = None
+    day: date | None = None
 
 
 @dataclass(slots=True)
@@ -270,9 +275,14 @@ _ACTIVITIES_WITH_UNITS = hot(
 _version = select(_tenant.c.activities_version).where(_tenant.c.id == _T).scalar_subquery()
 _CART_COLUMNS = (_cart.c.id, _cart.c.family_id, _cart.c.user_id, _cart.c.status, _cart.c.expires_at,
                  _cart.c.activity_ids, _cart.c.child_ids)
+_item_slot = _slot.alias("item_slot")
 _ITEM_TEXT = (cast(_item.c.child_id, String) + ":" + cast(_item.c.slot_id, String) + ":" + _item.c.action + ":"
-              + func.coalesce(cast(_item.c.reservation_id, String), ""))
-_ITEMS = (select(func.aggregate_strings(_ITEM_TEXT, ",")).where(_item.c.cart_id == _cart.c.id, _item.c.tenant_id == _T)
+              + func.coalesce(cast(_item.c.reservation_id, String), "") + ":"
+              + cast(_item_slot.c.activity_id, String) + ":" + func.coalesce(_item_slot.c.time_slot, "") + ":"
+              + cast(_item_slot.c.day, String))
+_ITEMS = (select(func.aggregate_strings(_ITEM_TEXT, ","))
+          .select_from(_item.join(_item_slot, and_(_item_slot.c.id == _item.c.slot_id, _item_slot.c.tenant_id == _T)))
+          .where(_item.c.cart_id == _cart.c.id, _item.c.tenant_id == _T)
           .correlate(_cart).scalar_subquery())
 _CART_HEAD = (*_CART_COLUMNS, _version.label("activities_version"), _ITEMS.label("items"))
 _LOCK_CART = hot(select(*_CART_HEAD).where(_cart.c.id == bindparam("cart_id"), _cart.c.tenant_id == _T)
@@ -514,9 +524,11 @@ def _cart_with_items(row) -> CartRow:
     cart = CartRow(*row[:8])
     for text_ in (row[8] or "").split(","):
         if text_:
-            child, slot, action, reservation = text_.split(":")
+            child, slot, action, reservation, activity, time_slot, day = text_.split(":")
             cart.items[(int(child), int(slot))] = ItemRow(int(child), int(slot), action,
-                                                          int(reservation) if reservation else None)
+                                                          int(reservation) if reservation else None,
+                                                          int(activity), time_slot or None,
+                                                          date.fromisoformat(day[:10]))
     return cart
 
 

@@ -102,6 +102,7 @@ ENTITY_CHILD = "child"
 ENTITY_HEALTH = "health"
 ENTITY_AUTHORISATIONS = "authorisations"
 ENTITY_CONTACT = "contact"
+ENTITY_QUOTIENT = "quotient"  # a new quotient familial asked with a justificatif (core.billing.quotients)
 
 FIELDS: dict[str, list[FieldSpec]] = {
     ENTITY_RESPONSABLE: [
@@ -143,6 +144,10 @@ FIELDS: dict[str, list[FieldSpec]] = {
         FieldSpec("transport", _l("Transport en car ou minibus lors des sorties"), "bool"),
         FieldSpec("emergency_care", _l("Soins d'urgence et hospitalisation si nécessaire"), "bool"),
     ],
+    ENTITY_QUOTIENT: [
+        FieldSpec("value", _l("Quotient familial lu sur le justificatif")),
+        FieldSpec("comment", _l("Commentaire"), "text"),
+    ],
     ENTITY_CONTACT: [
         FieldSpec("first_name", _l("Prénom")),
         FieldSpec("last_name", _l("Nom")),
@@ -158,6 +163,7 @@ ENTITY_LABELS = {
     ENTITY_HEALTH: _l("Informations santé"),
     ENTITY_AUTHORISATIONS: _l("Autorisations"),
     ENTITY_CONTACT: _l("Contacts"),
+    ENTITY_QUOTIENT: _l("Quotient familial"),
 }
 # What a health form needs before the child can be booked (short names for the readiness check).
 HEALTH_REQUIRED = {
@@ -374,6 +380,8 @@ def describe(change: FamilyChange) -> str:
 
 def _title(entity: str, target, child: Child | None, values: dict | None) -> str:
     section = str(ENTITY_LABELS[entity])
+    if entity == ENTITY_QUOTIENT:
+        return _("%(section)s — justificatif", section=section)
     if entity == ENTITY_RESPONSABLE:
         name = target.display_name if target is not None else ""
         return f"{section} — {name}".strip(" —")
@@ -558,6 +566,8 @@ def field_labels(change: FamilyChange) -> str:
 
 
 def change_path(change: FamilyChange) -> str:
+    if change.entity == ENTITY_QUOTIENT:
+        return "/mes-qf-revenus"
     if change.child_id:
         return f"/famille/enfants/{change.child_id}"
     return "/famille/dossier"
@@ -573,6 +583,9 @@ def decide(change_id: int, *, agent, accept: bool, motif: str | None = None) -> 
     motif = (motif or "").strip() or None
     if not accept and not motif:
         raise DossierError(_("Indiquez le motif du refus : il sera envoyé à la famille."), field="motif")
+    if accept and change.entity == ENTITY_QUOTIENT:
+        raise DossierError(_("Acceptez cette demande en saisissant le nouveau quotient et ses dates "
+                             "(page de la famille, « Quotient familial »)."))
     if accept:
         _apply(change)
     else:
@@ -582,6 +595,12 @@ def decide(change_id: int, *, agent, accept: bool, motif: str | None = None) -> 
     _close(change, CHANGE_ACCEPTED if accept else CHANGE_REFUSED, agent.display_name, motif)
     _tell_family(change, accept)
     return change
+
+
+def close_change(change: FamilyChange, *, accept: bool, who: str, motif: str | None = None) -> None:
+    """Close a change decided elsewhere (the quotient familial: core.billing) and mail the family."""
+    _close(change, CHANGE_ACCEPTED if accept else CHANGE_REFUSED, who, motif)
+    _tell_family(change, accept)
 
 
 def _tell_family(change: FamilyChange, accepted: bool) -> None:
@@ -1061,9 +1080,11 @@ def readiness(family: Family, now: datetime | None = None) -> list[Readiness]:
         Activity.archived.is_(False), Activity.ends_on >= today).order_by(Activity.position, Activity.starts_on)))
     inscriptions = {(i.child_id, i.activity_id): i for i in db.session.scalars(
         select(Inscription).where(Inscription.child_id.in_(ids)))}
+    from core.billing.invoices import overdue_blocking_message  # late import: billing builds on the file
     from core.documents import services as pieces
 
     family_pieces, piece_types = pieces.family_pieces(family.id), pieces.types()
+    overdue = overdue_blocking_message(family.id)
     out = []
     for child in children:
         result = Readiness(child)
@@ -1107,6 +1128,8 @@ def readiness(family: Family, now: datetime | None = None) -> list[Readiness]:
         if family_pending:
             result.messages.append(_("Une modification du dossier famille est en attente de validation par la "
                                      "collectivité."))
+        if overdue:
+            result.messages.append(overdue)
         out.append(result)
     return out
 

@@ -39,6 +39,42 @@ def queue_mail(*, to: str, template: str, context: dict, locale: str | None = "f
     return mail
 
 
+def queue_mails(mails: list[dict]) -> list[int]:
+    """Record many mails at once — a publication mails every family once — in ONE statement.
+
+    Each item: ``to``, ``template``, ``context`` (a "path" becomes a "link", as in `queue_mail`),
+    optional ``locale`` and ``user_id``.  Same transaction as what causes them, same after-commit
+    hand-over (jobs/dispatch.py, in one Redis pipeline); a rollback forgets them.  Returns their ids.
+    """
+    if not mails:
+        return []
+    from sqlalchemy import insert
+
+    from core.clock import utcnow
+    from tenants.context import require_tenant_id
+    from tenants.models import Tenant
+
+    tenant_id = require_tenant_id()
+    prefix = None
+    now = utcnow()
+    rows = []
+    for item in mails:
+        context = item["context"]
+        if "path" in context and "link" not in context:
+            if prefix is None:
+                prefix = f"{_base_url()}/{db.session.get(Tenant, tenant_id).slug}"
+            context = dict(context, link=prefix + context["path"])
+        rows.append({"tenant_id": tenant_id, "to_address": item["to"], "template": item["template"],
+                     "context": context, "locale": item.get("locale") or "fr", "user_id": item.get("user_id"),
+                     "status": MAIL_PENDING, "attempts": 0, "created_at": now})
+    table = OutboxMail.__table__
+    # Core, in the session's transaction: INSERT … VALUES (…), (…) … RETURNING id, in batches of
+    # ~1,000 rows (SQLAlchemy's "insertmanyvalues"); the ids in whatever order they come
+    ids = sorted(db.session.connection().execute(insert(table).returning(table.c.id), rows).scalars())
+    db.session.info.setdefault(SESSION_KEY, []).extend((mail_id, tenant_id) for mail_id in ids)
+    return ids
+
+
 def resend(mail: OutboxMail) -> bool:
     """An agent's "Renvoyer": a failed mail gets a fresh round of attempts, handed over after commit."""
     if mail.status != MAIL_FAILED:

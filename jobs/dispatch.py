@@ -51,10 +51,15 @@ def get_queue():
     return Queue(current_app.config["RQ_QUEUE"], connection=conn)
 
 
+BATCH = 500  # mails per Redis pipeline and per UPDATE
+
+
 def dispatch(ids: list[tuple[int, int]]) -> int:
     """Hand mails to the queue (or send them inline); returns how many were handed over.
 
-    Pending or queued ones alike: the sweep queues again what is stuck.
+    Pending or queued ones alike: the sweep queues again what is stuck.  A batch goes to Redis in one
+    pipeline (RQ's enqueue_many), then its rows are marked queued in one UPDATE: a publication's
+    thousands of mails cost a few round trips, not a few per mail.
     """
     from jobs.mail import send_mail
 
@@ -63,18 +68,29 @@ def dispatch(ids: list[tuple[int, int]]) -> int:
         for mail_id, tenant_id in ids:
             send_mail(mail_id, tenant_id)
         return len(ids)
-    for position, (mail_id, tenant_id) in enumerate(ids):
+    from rq import Queue
+
+    handed = 0
+    for start in range(0, len(ids), BATCH):
+        batch = ids[start:start + BATCH]
+        stamp = f"{utcnow():%Y%m%d%H%M%S%f}"
         try:
-            queue.enqueue(send_mail, mail_id, tenant_id, job_id=f"mail-{mail_id}-{utcnow():%Y%m%d%H%M%S%f}")
-        except Exception:  # Redis down: the rows stay as they are for the sweep
-            log.warning("mail %s (and %d after it): Redis unreachable, left for the sweep",
-                        mail_id, len(ids) - position - 1)
-            return position
-        # SKIP LOCKED: a worker already sending it holds the row; never wait for its SMTP server.
+            with queue.connection.pipeline() as pipe:
+                queue.enqueue_many([Queue.prepare_data(send_mail, (mail_id, tenant_id),
+                                                       job_id=f"mail-{mail_id}-{stamp}")
+                                    for mail_id, tenant_id in batch], pipeline=pipe)
+                pipe.execute()
+        except Exception:  # Redis down: the rows stay as they are for the sweep (a job that did get
+            # through and is queued again by the sweep sends once: send_mail claims the row)
+            log.warning("mails %s… (%d): Redis unreachable, left for the sweep", batch[0][0], len(ids) - start)
+            return handed
+        # SKIP LOCKED: a worker already sending one holds its row; never wait for its SMTP server.
         table = OutboxMail.__table__
-        free = (select(table.c.id).where(table.c.id == mail_id, table.c.status.in_((MAIL_PENDING, MAIL_QUEUED)))
+        free = (select(table.c.id).where(table.c.id.in_([mail_id for mail_id, _t in batch]),
+                                         table.c.status.in_((MAIL_PENDING, MAIL_QUEUED)))
                 .with_for_update(skip_locked=True))
         with db.engine.begin() as conn:
             conn.execute(update(table).where(table.c.id.in_(free.scalar_subquery()))
                          .values(status=MAIL_QUEUED, queued_at=utcnow()))
-    return len(ids)
+        handed += len(batch)
+    return handed

@@ -38,6 +38,7 @@ SUBJECTS = {
     "lists_published": _l("Les listes sont établies"),
     "piece_refused": _l("Pièce justificative refusée"),
     "piece_expiring": _l("Une pièce justificative expire bientôt"),
+    "invoice_available": _l("Votre facture est disponible"),
 }
 
 
@@ -61,6 +62,16 @@ def _context(mail: OutboxMail, tenant: Tenant) -> dict:
         ctx["valid_until_text"] = _when(ctx["valid_until"], "d MMMM yyyy")
     if "first_date" in ctx:
         ctx["first_date_text"] = _when(ctx["first_date"], "EEEE d MMMM yyyy")
+    if "due_on" in ctx:
+        ctx["due_on_text"] = _when(ctx["due_on"], "d MMMM yyyy")
+    if "period" in ctx:
+        ctx["period_text"] = _when(ctx["period"], "LLLL yyyy")
+    if "total_cents" in ctx:  # amounts travel in cents; written the French way (12,50 €)
+        from decimal import Decimal
+
+        from core.billing.pricing import euros
+
+        ctx["total_text"] = euros(Decimal(int(ctx["total_cents"])) / 100)
     return ctx
 
 

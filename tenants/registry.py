@@ -81,6 +81,13 @@ def load_folder(path: Path) -> TenantFolder:
     if not name:
         raise TenantConfigError(f"{path}: 'name' manquant")
     settings = _jsonable(_merge(DEFAULT_SETTINGS, data))
+    if (path / "billing.toml").is_file():  # the régie and the tariffs (core.billing.config checks them)
+        from core.billing.config import ConfigError, load_file
+
+        try:
+            settings["billing"] = load_file(path / "billing.toml")
+        except ConfigError as err:
+            raise TenantConfigError(f"{path / 'billing.toml'}: {err.message}") from err
     notes = readable_branding(slug, settings)
     return TenantFolder(slug=slug, name=name, path=path, settings=settings, notes=notes)
 

@@ -26,6 +26,8 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from extensions import db, limiter
 
+pytest_plugins = ["tests.billing_helpers"]  # the billing tests' factories
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 TODAY = os.environ.get("PORTAIL_TODAY", "").strip()
 _traveller = None

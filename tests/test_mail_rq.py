@@ -358,3 +358,34 @@ def test_flask_worker_releases_the_places_of_abandoned_demarches(services, app, 
         assert db.session.scalars(select(Reservation.status).where(Reservation.slot_id == slot_id)).all() == [
             "cancelled"]
         db.session.remove()
+
+
+def test_a_publications_mails_go_to_rq_in_one_go_and_none_is_lost_when_redis_is_down(
+        services, app, monkeypatch, billing_settings, month_activity, make_family, inscribe, book, inside):
+    """Publishing a month writes one mail per family in one statement; after commit they go to
+    RQ together (one pipeline).  Redis down at that moment: every one stays pending, the sweep
+    queues them later and each family receives its mail once."""
+    from tests.billing_helpers import last_month, run_month
+
+    billing_settings("auray")
+    act = month_activity()
+    families = [make_family("auray", parent_email=f"facture{n}@exemple.test", children=[("Lou", "2021-05-01")])
+                for n in range(3)]
+    first, _last = last_month()
+    for fam in families:
+        inscribe(act, fam["child_ids"])
+        book(act, fam["child_ids"][0], [("matin", first)])
+    monkeypatch.setitem(app.config, "REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    inside("auray", lambda: run_month([act["id"]], publish=True))
+    assert [r["status"] for r in rows(app)] == [MAIL_PENDING] * 3
+    assert services.queue().count == 0
+
+    monkeypatch.setitem(app.config, "REDIS_URL", services.redis_url)  # Redis is back
+    assert flush(app) == 3
+    assert services.queue().count == 3 and [r["status"] for r in rows(app)] == [MAIL_QUEUED] * 3
+    services.rq_worker()
+    for fam in families:
+        (mail,) = services.sink.to(fam["email"])
+        assert "Votre facture est disponible" in mail["Subject"]
+    assert flush(app) == 0
+    assert [(r["status"], r["attempts"]) for r in rows(app)] == [(MAIL_SENT, 1)] * 3

@@ -12,6 +12,7 @@ from blueprints.admin.common import actor_name, audit, int_arg, no_change
 from blueprints.admin.forms import DecisionForm, options, parse_date
 from blueprints.links import WebLinks, safe_next
 from core import admin_services as svc
+from core.billing.invoices import families_with_overdue
 from core.demandes import STATUS_LABELS, AlreadyDecided, PiecesMissing, decide
 from core.locking import Busy
 from core.models import (
@@ -57,8 +58,11 @@ def demandes():
     rows, total = svc.demandes_queue(filters)
     activities = db.session.scalars(select(Activity).order_by(Activity.archived, Activity.position,
                                                               Activity.name)).all()
+    # families of the open demandes shown with an invoice past its due date: "Refuser : factures impayées"
+    overdue = families_with_overdue({d.family_id for d in rows if d.status in DEMANDE_OPEN})
     return render_template("admin/demandes.html", rows=rows, total=total, filters=filters, activities=activities,
-                           errors=errors, statuses=QUEUE_STATUSES, page_size=svc.QUEUE_PAGE)
+                           errors=errors, statuses=QUEUE_STATUSES, page_size=svc.QUEUE_PAGE, overdue=overdue,
+                           unpaid_motif=svc.unpaid_invoices_motif(current_tenant()), here=request.full_path.rstrip("?"))
 
 
 def _decision_form(demande: Demande) -> DecisionForm:

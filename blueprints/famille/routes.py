@@ -105,9 +105,20 @@ def dashboard():
     from tenants.web import current_tenant
 
     expiring = pieces.expiring(family.id, tenant=current_tenant()) if family else []
+    unpaid, attestation_ready = 0, None
+    if family is not None:
+        from core import clock
+        from core.billing import attestations
+        from core.billing import invoices as inv
+
+        unpaid = inv.unpaid_count(family.id)
+        year = clock.today().year - 1
+        if clock.today().month <= 6 and attestations.fiscal(family.id, year).children:  # ready in January
+            attestation_ready = year
     db.session.commit()
     return render_template("famille/dashboard.html", family=family, children=children, checks=checks,
-                           pending=pending, fiscal=fiscal, expiring=expiring)
+                           pending=pending, fiscal=fiscal, expiring=expiring, unpaid=unpaid,
+                           attestation_ready=attestation_ready)
 
 
 @bp.get("/famille/dossier")

@@ -9,6 +9,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from blueprints.billing import estimate as billing_estimate
 from blueprints.htmx import is_htmx
 from blueprints.links import WebLinks, safe_next
 from blueprints.reservations import bp
@@ -133,6 +134,7 @@ def step1(activity_id):
                                      child_ids=list(allowed_children),
                                      hold_minutes=max(a.hold_minutes for a in acts))
             db.session.commit()
+            billing_estimate.remember(cart.id, cart.family_id)  # prices the démarche while the parent ticks
             return redirect(url_for("reservations.planning", cart_id=cart.id, activite=activity.id))
     preselected = by_activity[activity.id]
     return render_template("reservations/step1.html", activity=activity, children=children, by_activity=by_activity,
@@ -183,8 +185,9 @@ def planning(cart_id):
                     inscribed=inscribed)
     plan.nothing_open = not is_open
     count = len(plan.ctx.items)  # every item of the démarche (read with it)
+    est = billing_estimate.for_cart(cart.id, activities, plan.ctx.items.values())
     template = "reservations/_planning_body.html" if is_htmx() else "reservations/planning.html"
-    return render_template(template, cart=cart, plan=plan, count=count)
+    return render_template(template, cart=cart, plan=plan, count=count, est=est)
 
 
 def _context_for(cart: Cart, slot_ids: set[int]):
@@ -275,9 +278,10 @@ def choose(cart_id):
     activity = ctx.activities[ctx.slots[slot_id].activity_id]
     slot = ctx.slots[slot_id]
     count = len(ctx.items)  # every item of the démarche, kept up to date by set_choices
+    est = billing_estimate.for_cart(cart.id, ctx.activities.values(), ctx.items.values(), slots=ctx.slots)
     return render_template("reservations/_tick.html", cart=cart, cell=cell, child=ctx.children[child_id], slot=slot,
                            activity=activity, remaining=max(0, booking.online_remaining(activity, slot)),
-                           count=count, message=message, children=list(ctx.children.values()), ctx=ctx,
+                           count=count, message=message, children=list(ctx.children.values()), ctx=ctx, est=est,
                            refocus=waitlist)  # the "Liste d'attente" button is gone: focus the new cell
 
 
@@ -425,8 +429,11 @@ def recap(cart_id):
         used_acts = {a.id for lines in by_child.values() for _i, _d, a in lines}
         others = [c for c in _family_children() if c not in by_child
                   and any((c.id, a) in inscribed for a in used_acts)]
+    items = [item for lines in by_child.values() for item, _label, _activity in lines]
+    est = billing_estimate.for_cart(cart.id, activities, items,
+                                    pricing=billing_estimate.remember(cart.id, cart.family_id))
     return render_template("reservations/recap.html", cart=cart, by_child=by_child, others=others,
-                           activities=activities)
+                           activities=activities, est=est)
 
 
 @bp.post("/demarches/<int:cart_id>/meme-demande")
