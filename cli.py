@@ -183,7 +183,7 @@ def load_demo_data() -> list[str]:
                     report.append(f"  {folder.slug}: famille {email}")
             db.session.commit()
     for folder in discover(current_app.config["TENANTS_DIR"]):
-        tenant = db.session.scalars(select(Tenant).where(Tenant.slug == folder.slug)).one()
+        tenant = tenant_by_slug(folder.slug)
         with tenant_scope(tenant.id):
             report.extend(load_demo_billing(tenant))
             db.session.commit()
