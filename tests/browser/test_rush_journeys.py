@@ -25,10 +25,14 @@ def _configure(app, act, **kw):
 
 
 def test_the_countdown_opens_the_planning_by_itself(page, app, make_family, make_activity, inscribe):
+    """The browser's countdown reaches zero and reloads the page, which is then open.  Neither side waits
+    on the wall clock (a loaded machine made a 5 s opening pass before the page was even shown): the
+    browser's timers run on Playwright's clock, moved forward once the opening time has come server-side."""
     act = make_activity("auray", starts_in=10, days=5, name="Accueil de loisirs Kids")
     fam = make_family("auray", children=[("Maël", "2021-04-12")])
     inscribe(act, fam["child_ids"])
-    _configure(app, act, opening_at=utcnow() + timedelta(seconds=5), concurrent=0)
+    _configure(app, act, opening_at=utcnow() + timedelta(minutes=10), concurrent=0)
+    page.clock.install()
     login(page, "auray", fam)
     page.goto(f"/auray/reservations/{act['id']}")
     page.get_by_role("button", name="Aller à l'étape 2").click()
@@ -36,7 +40,9 @@ def test_the_countdown_opens_the_planning_by_itself(page, app, make_family, make
     expect(page.get_by_role("link", name="Actualiser")).to_be_visible()
     first = page.locator("input[type=checkbox][id^='c-']").first
     expect(first).to_be_disabled()
-    expect(page.get_by_text("Ouverture dans")).to_be_hidden()  # reloaded at zero (expect waits up to 30 s)
+    _configure(app, act, opening_at=utcnow() - timedelta(seconds=1), concurrent=0)  # the opening time has come
+    page.clock.fast_forward("10:05")  # ... and the page's countdown reaches zero: it reloads by itself
+    expect(page.get_by_text("Ouverture dans")).to_be_hidden()
     expect(page.locator("input[type=checkbox][id^='c-']").first).to_be_enabled()
 
 
