@@ -181,6 +181,10 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(rush_bp)
     app.register_blueprint(billing_bp)
     app.register_blueprint(billing_admin_bp)
+    if app.config.get("PAYMENT_STANDIN"):  # development and tests only: the local payment page
+        from blueprints.billing.payments import standin_bp
+
+        app.register_blueprint(standin_bp)
 
 
 def _register_errors(app: Flask) -> None:

@@ -494,7 +494,9 @@ def register(app) -> None:
             raise click.ClickException("REDIS_URL n'est pas défini : les mails partent en ligne, sans worker.")
         SweepingWorker([queue], connection=queue.connection,
                        sweep_interval=current_app.config["MAIL_SWEEP_INTERVAL"],
-                       pieces_interval=current_app.config["PIECES_SWEEP_INTERVAL"]).work(burst=burst, with_scheduler=True)
+                       periodic={"jobs.pieces:enqueue_everywhere": current_app.config["PIECES_SWEEP_INTERVAL"],
+                                 "jobs.billing:queue_everywhere": current_app.config["BILLING_SWEEP_INTERVAL"]},
+                       ).work(burst=burst, with_scheduler=True)
 
     @app.cli.group()
     def reservations():
@@ -519,6 +521,26 @@ def register(app) -> None:
 
         done = sweep_now()
         click.echo(f"{done['announced']} pièce(s) annoncée(s), {done['purged']} supprimée(s).")
+
+    @app.cli.group()
+    def billing():
+        """Billing's periodic work (reminders, online payments left waiting, direct debits due)."""
+
+    @billing.command("run")
+    @click.option("--tenant", "slug", default=None, help="One commune (its slug); every commune otherwise.")
+    def billing_run(slug):
+        """Run the billing job now, inline (idempotent: each reminder goes once)."""
+        from jobs.billing import run_billing
+        from tenants.context import unscoped
+        from tenants.models import Tenant
+
+        with unscoped():
+            rows = db.session.scalars(select(Tenant).order_by(Tenant.slug)).all()
+            targets = [(t.id, t.slug) for t in rows if slug in (None, t.slug)]
+        if not targets:
+            raise click.ClickException(f"Commune inconnue : {slug}")
+        for tenant_id, name in targets:
+            click.echo(f"{name}: {run_billing(tenant_id)}")
 
     @app.cli.group()
     def mail():

@@ -78,6 +78,12 @@ class BaseConfig:
     PREFERRED_URL_SCHEME = "http"
     PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
     ALLOW_TEST_EMAIL_DOMAIN = True  # demo and test data use .test addresses
+    # Payer en ligne (core/billing/online.py): eopayment's "payfip_ws" in production; development and
+    # tests use "dummy" with the portal's local stand-in page (PAYMENT_STANDIN), never in production.
+    PAYMENT_BACKEND = "payfip_ws"
+    PAYMENT_STANDIN = False
+    # The billing sweep (reminders, reconciliation of online payments, collected direct debits)
+    BILLING_SWEEP_INTERVAL = int(os.environ.get("BILLING_SWEEP_INTERVAL", "900"))
 
 
 class DevelopmentConfig(BaseConfig):
@@ -89,6 +95,8 @@ class DevelopmentConfig(BaseConfig):
     )
     REDIS_URL = os.environ.get("REDIS_URL") or None
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    PAYMENT_BACKEND = os.environ.get("PAYMENT_BACKEND", "dummy")
+    PAYMENT_STANDIN = True
 
 
 class TestingConfig(BaseConfig):
@@ -99,6 +107,8 @@ class TestingConfig(BaseConfig):
     RATELIMIT_STORAGE_URI = "memory://"
     SERVER_NAME = None
     TENANT_CACHE_SECONDS = 0  # tests change communes between requests
+    PAYMENT_BACKEND = "dummy"
+    PAYMENT_STANDIN = True
 
 
 class ProductionConfig(BaseConfig):
@@ -133,6 +143,8 @@ class ProductionConfig(BaseConfig):
         self.MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
         self.MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", self.MAIL_DEFAULT_SENDER)
         self.SERVER_NAME = os.environ.get("SERVER_NAME")
+        self.PAYMENT_BACKEND = "payfip_ws"   # never the dummy backend nor its stand-in page
+        self.PAYMENT_STANDIN = False
 
 
 CONFIGS = {

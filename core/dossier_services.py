@@ -103,6 +103,7 @@ ENTITY_HEALTH = "health"
 ENTITY_AUTHORISATIONS = "authorisations"
 ENTITY_CONTACT = "contact"
 ENTITY_QUOTIENT = "quotient"  # a new quotient familial asked with a justificatif (core.billing.quotients)
+ENTITY_MANDATE = "mandate"    # a SEPA mandate signed online (core.billing.mandates); the IBAN kept masked here
 
 FIELDS: dict[str, list[FieldSpec]] = {
     ENTITY_RESPONSABLE: [
@@ -148,6 +149,12 @@ FIELDS: dict[str, list[FieldSpec]] = {
         FieldSpec("value", _l("Quotient familial lu sur le justificatif")),
         FieldSpec("comment", _l("Commentaire"), "text"),
     ],
+    ENTITY_MANDATE: [
+        FieldSpec("holder", _l("Titulaire du compte")),
+        FieldSpec("iban", _l("IBAN")),
+        FieldSpec("bic", _l("BIC")),
+        FieldSpec("rum", _l("Référence unique du mandat (RUM)")),
+    ],
     ENTITY_CONTACT: [
         FieldSpec("first_name", _l("Prénom")),
         FieldSpec("last_name", _l("Nom")),
@@ -164,6 +171,7 @@ ENTITY_LABELS = {
     ENTITY_AUTHORISATIONS: _l("Autorisations"),
     ENTITY_CONTACT: _l("Contacts"),
     ENTITY_QUOTIENT: _l("Quotient familial"),
+    ENTITY_MANDATE: _l("Mandat de prélèvement SEPA"),
 }
 # What a health form needs before the child can be booked (short names for the readiness check).
 HEALTH_REQUIRED = {
@@ -382,6 +390,8 @@ def _title(entity: str, target, child: Child | None, values: dict | None) -> str
     section = str(ENTITY_LABELS[entity])
     if entity == ENTITY_QUOTIENT:
         return _("%(section)s — justificatif", section=section)
+    if entity == ENTITY_MANDATE:
+        return f"{section} — {(values or {}).get('rum') or ''}".strip(" —")
     if entity == ENTITY_RESPONSABLE:
         name = target.display_name if target is not None else ""
         return f"{section} — {name}".strip(" —")
@@ -568,6 +578,8 @@ def field_labels(change: FamilyChange) -> str:
 def change_path(change: FamilyChange) -> str:
     if change.entity == ENTITY_QUOTIENT:
         return "/mes-qf-revenus"
+    if change.entity == ENTITY_MANDATE:
+        return "/prelevements"
     if change.child_id:
         return f"/famille/enfants/{change.child_id}"
     return "/famille/dossier"
@@ -586,7 +598,14 @@ def decide(change_id: int, *, agent, accept: bool, motif: str | None = None) -> 
     if accept and change.entity == ENTITY_QUOTIENT:
         raise DossierError(_("Acceptez cette demande en saisissant le nouveau quotient et ses dates "
                              "(page de la famille, « Quotient familial »)."))
-    if accept:
+    if change.entity == ENTITY_MANDATE:  # the mandate row holds the bank details (core.billing.mandates)
+        from core.billing import mandates
+
+        if accept:
+            mandates.activate(change, agent.display_name)
+        else:
+            mandates.refuse(change, agent.display_name)
+    elif accept:
         _apply(change)
     else:
         photo = (change.changes or {}).get("photo")

@@ -39,6 +39,10 @@ SUBJECTS = {
     "piece_refused": _l("Pièce justificative refusée"),
     "piece_expiring": _l("Une pièce justificative expire bientôt"),
     "invoice_available": _l("Votre facture est disponible"),
+    "payment_received": _l("Paiement reçu"),
+    "invoice_reminder": _l("Votre facture arrive à échéance"),
+    "invoice_overdue": _l("Facture en retard"),
+    "debit_rejected": _l("Prélèvement rejeté"),
 }
 
 
@@ -72,6 +76,8 @@ def _context(mail: OutboxMail, tenant: Tenant) -> dict:
         from core.billing.pricing import euros
 
         ctx["total_text"] = euros(Decimal(int(ctx["total_cents"])) / 100)
+        if int(ctx.get("credit_cents") or 0) > 0:
+            ctx["credit_text"] = euros(Decimal(int(ctx["credit_cents"])) / 100)
     return ctx
 
 

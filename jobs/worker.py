@@ -10,6 +10,7 @@ A plain `rq worker` runs the same jobs; then run `flask mail flush` and
 from __future__ import annotations
 
 import logging
+from importlib import import_module
 from time import monotonic
 
 from rq import Worker
@@ -18,11 +19,13 @@ log = logging.getLogger(__name__)
 
 
 class SweepingWorker(Worker):
-    def __init__(self, *args, sweep_interval: int = 60, pieces_interval: int = 3600, **kwargs):
+    def __init__(self, *args, sweep_interval: int = 60, periodic: dict[str, int] | None = None, **kwargs):
+        """`periodic`: {"module:function": seconds} — per-commune work queued as jobs every so often
+        (pièces justificatives' expiry notices and retention, billing's reminders and debits)."""
         self.sweep_interval = max(1, int(sweep_interval))
-        self.pieces_interval = max(1, int(pieces_interval))
+        self.periodic = {target: max(1, int(every)) for target, every in (periodic or {}).items()}
         self._last_sweep: float | None = None
-        self._last_pieces: float | None = None
+        self._last_periodic: dict[str, float] = {}
         super().__init__(*args, **kwargs)
 
     @property
@@ -61,14 +64,16 @@ class SweepingWorker(Worker):
                     log.info("sweep: %d abandoned démarche(s) released", expired)
             except Exception:  # noqa: BLE001
                 log.exception("holds sweep failed")
-            if self._last_pieces is None or monotonic() - self._last_pieces >= self.pieces_interval:
-                self._last_pieces = monotonic()
-                try:  # pièces justificatives: expiry announcements and retention, one job per commune
-                    from jobs.pieces import enqueue_everywhere
-
-                    enqueue_everywhere()
+            for target, every in self.periodic.items():
+                last = self._last_periodic.get(target)
+                if last is not None and monotonic() - last < every:
+                    continue
+                self._last_periodic[target] = monotonic()
+                try:
+                    module, function = target.split(":")
+                    getattr(import_module(module), function)()
                 except Exception:  # noqa: BLE001
-                    log.exception("pieces sweep failed")
+                    log.exception("periodic %s failed", target)
         finally:  # jobs run in forked processes: leave them no inherited database connection
             db.session.remove()
             db.engine.dispose()

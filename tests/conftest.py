@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from extensions import db, limiter
 
-pytest_plugins = ["tests.billing_helpers"]  # the billing tests' factories
+pytest_plugins = ["tests.billing_helpers", "tests.payment_helpers"]  # the billing tests' factories
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 TODAY = os.environ.get("PORTAIL_TODAY", "").strip()
@@ -236,6 +236,16 @@ def aged(born: str):
     from core.clock import today
 
     return date.fromisoformat(born) + (today() - date.fromisoformat(WRITTEN_ON))
+
+
+def unaged(born) -> str:
+    """The birth date to hand make_family so that, once aged(), the child is born on `born` exactly
+    (a test about an age on a given day, e.g. six on 1 January)."""
+    from datetime import date
+
+    from core.clock import today
+
+    return (born - (today() - date.fromisoformat(WRITTEN_ON))).isoformat()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from core.billing import config as bconf
 from core.billing.pricing import FamilyPricing, QFPeriod, euros, line_amount, price
 from extensions import db
 from tests.billing_helpers import TEST_BILLING, last_month, lines_of, qf, run_month
+from tests.conftest import unaged
 
 CONF = bconf.parse(TEST_BILLING)
 DAY = date(2030, 3, 4)
@@ -416,7 +417,7 @@ def test_the_attestation_fiscale_excludes_meals_and_children_of_six_and_more(bil
     year = clock.today().year
     small = date(year - 3, 3, 1)     # 2 years old on 1 January
     six = date(year - 6, 1, 1)       # 6 years old on 1 January exactly
-    family = make_family("auray", children=[("Petit", small.isoformat()), ("Grand", six.isoformat())])
+    family = make_family("auray", children=[("Petit", unaged(small)), ("Grand", unaged(six))])
     inscribe(act, family["child_ids"])
     for kid in family["child_ids"]:
         book(act, kid, [("matin", first), ("repas", first)])
@@ -424,7 +425,7 @@ def test_the_attestation_fiscale_excludes_meals_and_children_of_six_and_more(bil
     inside("auray", lambda: run_month([act["id"]], publish=True))
     invoice = inside("auray", lambda: db.session.scalars(select(Invoice.id)).one())
     inside("auray", lambda: inv.record_payment(db.session.get(Invoice, invoice), amount_raw="6,00", paid_on=clock.today(), method="cheque",
-                                               reference="", actor="A"))
+                                               reference="0000123", actor="A"))
     att = inside("auray", lambda: [(c.child.first_name, c.amount)
                                    for c in attestations.fiscal(family["family_id"], year).children])
     # Petit's Matin only (2,00 €, paid this year): no meal, not Grand (six on 1 January)

@@ -6,4 +6,4 @@ from flask import Blueprint
 bp = Blueprint("billing", __name__, url_prefix="/<tenant>")
 admin_bp = Blueprint("billing_admin", __name__, url_prefix="/<tenant>/admin/facturation")
 
-from blueprints.billing import admin, routes  # noqa: E402,F401,I001
+from blueprints.billing import admin, admin_payments, payments, routes  # noqa: E402,F401,I001

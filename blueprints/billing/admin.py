@@ -192,7 +192,7 @@ def invoice(invoice_id):
             flash(_(RETRY), "error")
     [statement] = inv.statements([document])
     return render_template("billing/admin/invoice.html", st=statement, invoice=document, groups=grouped(document),
-                           error=error, methods=inv.PAYMENT_METHODS, today=clock.today(), form=request.form), \
+                           error=error, methods=inv.COUNTER_METHODS, today=clock.today(), form=request.form), \
         (422 if error else 200)
 
 

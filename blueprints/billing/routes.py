@@ -44,7 +44,13 @@ def _own_invoice(invoice_id: int) -> Invoice:
 def invoices():
     rows = inv.of_family(_family_id())
     return render_template("billing/invoices.html", rows=rows, credit=inv.credit_balance(_family_id()),
-                           unpaid=sum(1 for r in rows if r.unpaid))
+                           unpaid=sum(1 for r in rows if r.unpaid), online=_online())
+
+
+def _online() -> bool:
+    from core.billing import online
+
+    return online.available(bconf.for_tenant(current_tenant()).regie)
 
 
 def grouped(invoice: Invoice) -> OrderedDict:
@@ -60,7 +66,8 @@ def grouped(invoice: Invoice) -> OrderedDict:
 def invoice(invoice_id):
     document = _own_invoice(invoice_id)
     [statement] = inv.statements([document])
-    return render_template("billing/invoice.html", st=statement, invoice=document, groups=grouped(document))
+    return render_template("billing/invoice.html", st=statement, invoice=document, groups=grouped(document),
+                           online=_online())
 
 
 @bp.get("/factures/<int:invoice_id>.pdf")

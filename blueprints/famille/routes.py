@@ -105,20 +105,22 @@ def dashboard():
     from tenants.web import current_tenant
 
     expiring = pieces.expiring(family.id, tenant=current_tenant()) if family else []
-    unpaid, attestation_ready = 0, None
+    unpaid, attestation_ready, has_invoices = 0, None, False
     if family is not None:
         from core import clock
         from core.billing import attestations
         from core.billing import invoices as inv
 
-        unpaid = inv.unpaid_count(family.id)
+        statements = inv.of_family(family.id)
+        unpaid = sum(1 for s in statements if s.unpaid)
+        has_invoices = bool(statements)
         year = clock.today().year - 1
         if clock.today().month <= 6 and attestations.fiscal(family.id, year).children:  # ready in January
             attestation_ready = year
     db.session.commit()
     return render_template("famille/dashboard.html", family=family, children=children, checks=checks,
                            pending=pending, fiscal=fiscal, expiring=expiring, unpaid=unpaid,
-                           attestation_ready=attestation_ready)
+                           attestation_ready=attestation_ready, has_invoices=has_invoices)
 
 
 @bp.get("/famille/dossier")
@@ -140,7 +142,15 @@ def dossier():
         children=ds.children_of(family), pending_children={c.child_id for c in pending if c.child_id},
         new_children=[(c, ds.change_rows(c)) for c in new_children],
         invitations=ds.open_invitations(family), can_invite=len(ds.members_of(family)) < ds.MAX_RESPONSABLES,
-        decisions=ds.recent_decisions(family), cancel_form=ButtonForm(), notice=_(PENDING_NOTICE))
+        decisions=ds.recent_decisions(family), cancel_form=ButtonForm(), notice=_(PENDING_NOTICE),
+        bank=_bank_details(family.id))
+
+
+def _bank_details(family_id: int) -> dict:
+    """"Données bancaires" on the responsables' screen: the mandate, its IBAN masked."""
+    from core.billing import mandates
+
+    return {"active": mandates.active_of(family_id), "pending": mandates.pending_of(family_id), "mask": mandates.mask}
 
 
 @bp.route("/famille/responsables/<int:resp_id>", methods=["GET", "POST"])

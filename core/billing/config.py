@@ -96,6 +96,16 @@ class Regie:
     unjustified_absence_pct: int = 100
     bill_unbooked_presence: bool = True
     overdue_blocks: bool = False
+    # Billing II (core.billing.online, sepa, reminders): payment online, SEPA direct debit, reminders
+    online_payment: bool = True        # "Payer en ligne" offered (PayFiP needs payfip_client in production)
+    payfip_saisie: str = "T"           # PayFiP: T test, X activation, W production
+    sepa_creditor_name: str = ""
+    sepa_creditor_iban: str = ""
+    sepa_creditor_bic: str = ""
+    sepa_lead_days: int = 2            # a collection date at least this many days ahead (business days)
+    iban_readers: tuple[str, ...] = ()  # agents (e-mail) shown full IBANs and the pain.008; empty: every agent
+    reminder_days_before: int = 5      # "votre facture arrive à échéance" this many days before the due date
+    reminder_days_after: int = 3       # "facture en retard" this many days after it
 
 
 @dataclass
@@ -195,7 +205,10 @@ def _span(b: Bracket) -> str:
 
 
 REGIE_KEYS = {"code", "name", "prefix", "payment_day", "address", "payfip_client", "sepa_creditor_id",
-              "unjustified_absence_pct", "bill_unbooked_presence", "overdue_blocks"}
+              "unjustified_absence_pct", "bill_unbooked_presence", "overdue_blocks",
+              # Billing II: online payment, SEPA direct debit, reminders
+              "online_payment", "payfip_saisie", "sepa_creditor_name", "sepa_creditor_iban", "sepa_creditor_bic",
+              "sepa_lead_days", "iban_readers", "reminder_days_before", "reminder_days_after"}
 TARIFF_KEYS = {"activity", "unit", "label", "mode", "valid_from", "valid_to", "non_resident_surcharge",
                "sibling_reduction_pct", "meal", "childcare", "brackets"}
 BRACKET_KEYS = {"min", "max", "price"}
@@ -311,13 +324,45 @@ def _parse_regie(raw: dict) -> Regie:
     if not prefix.isalnum() or len(prefix) > 6:
         raise ConfigError(str(_l("Le préfixe des numéros de facture est fait de 1 à 6 lettres ou chiffres.")),
                           "prefix")
+    payfip_client = str(raw.get("payfip_client") or "").strip()
+    if payfip_client and not (payfip_client.isdigit() and len(payfip_client) == 6):
+        raise ConfigError(str(_l("Le numéro client PayFiP a 6 chiffres (fourni par la DGFiP).")), "payfip_client")
+    saisie = str(raw.get("payfip_saisie") or "T").strip().upper()
+    if saisie not in ("T", "X", "W"):
+        raise ConfigError(str(_l("Le mode PayFiP est T (test), X (activation) ou W (production).")), "payfip_saisie")
+    creditor_id = str(raw.get("sepa_creditor_id") or "").replace(" ", "").upper()
+    if creditor_id:
+        from core.billing.bank import creditor_id_is_valid
+
+        if not creditor_id_is_valid(creditor_id):
+            raise ConfigError(str(_l("L'identifiant créancier SEPA (ICS) « %(value)s » n'est pas valide.",
+                                     value=creditor_id)), "sepa_creditor_id")
+    creditor_iban = str(raw.get("sepa_creditor_iban") or "").replace(" ", "").upper()
+    creditor_bic = str(raw.get("sepa_creditor_bic") or "").replace(" ", "").upper()
+    if creditor_iban or creditor_bic:
+        from core.billing.bank import BankError, check_account
+
+        try:
+            check_account(creditor_iban, creditor_bic)
+        except BankError as err:
+            raise ConfigError(err.message, "sepa_creditor_iban") from None
+    readers = raw.get("iban_readers") or ()
+    if isinstance(readers, str):
+        readers = [r for r in readers.replace(",", " ").split() if r]
     return Regie(code=str(raw.get("code") or "regie"), name=str(raw.get("name") or ""), prefix=prefix,
                  payment_day=day, address=tuple(str(a) for a in address),
-                 payfip_client=str(raw.get("payfip_client") or ""),
-                 sepa_creditor_id=str(raw.get("sepa_creditor_id") or ""),
+                 payfip_client=payfip_client, sepa_creditor_id=creditor_id,
                  unjustified_absence_pct=pct,
                  bill_unbooked_presence=_bool(raw.get("bill_unbooked_presence"), "bill_unbooked_presence", True),
-                 overdue_blocks=_bool(raw.get("overdue_blocks"), "overdue_blocks", False))
+                 overdue_blocks=_bool(raw.get("overdue_blocks"), "overdue_blocks", False),
+                 online_payment=_bool(raw.get("online_payment"), "online_payment", True), payfip_saisie=saisie,
+                 sepa_creditor_name=str(raw.get("sepa_creditor_name") or raw.get("name") or "")[:70],
+                 sepa_creditor_iban=creditor_iban, sepa_creditor_bic=creditor_bic,
+                 sepa_lead_days=min(_int(raw.get("sepa_lead_days", 2), "sepa_lead_days", minimum=1), 30),
+                 iban_readers=tuple(str(r).strip().lower() for r in readers),
+                 reminder_days_before=min(_int(raw.get("reminder_days_before", 5), "reminder_days_before"), 60),
+                 reminder_days_after=min(_int(raw.get("reminder_days_after", 3), "reminder_days_after", minimum=1),
+                                         90))
 
 
 def parse(raw: dict | None, *, activity_codes=None) -> BillingConfig:

@@ -41,10 +41,15 @@ STATUS_DUE = "a_payer"
 STATUS_PAID = "payee"
 STATUS_LATE = "en_retard"
 STATUS_CREDIT = "avoir"
+STATUS_DEBIT = "prelevement"          # under direct debit (core.billing.sepa): not payable online
+STATUS_RECOVERY = "recouvrement"      # handed over to the Trésor public: not payable here any more
 STATUS_WORDS = {STATUS_DUE: _l("À payer"), STATUS_PAID: _l("Payée"), STATUS_LATE: _l("En retard"),
-                STATUS_CREDIT: _l("Avoir")}
-PAYMENT_METHODS = {"especes": _l("Espèces"), "cheque": _l("Chèque"), "carte": _l("Carte bancaire"),
-                   "virement": _l("Virement"), "cesu": _l("CESU")}
+                STATUS_CREDIT: _l("Avoir"), STATUS_DEBIT: _l("Prélèvement prévu"),
+                STATUS_RECOVERY: _l("Transmise au Trésor public")}
+# Counter payments (agents) first; "en_ligne" and "prelevement" are recorded by the services only.
+COUNTER_METHODS = {"especes": _l("Espèces"), "cheque": _l("Chèque"), "cesu": _l("CESU"),
+                   "carte": _l("Carte bancaire"), "virement": _l("Virement")}
+PAYMENT_METHODS = {**COUNTER_METHODS, "en_ligne": _l("Paiement en ligne"), "prelevement": _l("Prélèvement")}
 
 
 class InvoiceError(Exception):
@@ -144,6 +149,9 @@ class Statement:
     credits_used: Decimal
     paid: Decimal
     today: date
+    under_debit: bool = False             # a planned or exported direct debit pays it
+    debit_on: date | None = None          # its collection date, once in a file
+    recovery: bool = False                # handed over to the Trésor public
 
     @property
     def balance(self) -> Decimal:
@@ -157,6 +165,10 @@ class Statement:
             return STATUS_CREDIT
         if self.balance <= 0:
             return STATUS_PAID
+        if self.recovery:
+            return STATUS_RECOVERY
+        if self.under_debit:
+            return STATUS_DEBIT
         return STATUS_LATE if self.invoice.due_on < self.today else STATUS_DUE
 
     @property
@@ -165,6 +177,11 @@ class Statement:
 
     @property
     def unpaid(self) -> bool:
+        """Not settled and the family has something to do (a direct debit pays by itself)."""
+        return self.status in (STATUS_DUE, STATUS_LATE, STATUS_RECOVERY)
+
+    @property
+    def payable_online(self) -> bool:
         return self.status in (STATUS_DUE, STATUS_LATE)
 
 
@@ -175,8 +192,14 @@ def statements(invoices: list[Invoice]) -> list[Statement]:
                                    .where(CreditUse.invoice_id.in_(ids)).group_by(CreditUse.invoice_id)).all())
     paid = dict(db.session.execute(select(Payment.invoice_id, func.sum(Payment.amount))
                                    .where(Payment.invoice_id.in_(ids)).group_by(Payment.invoice_id)).all())
+    from core.billing.payment_models import DEBIT_EXPORTED, DEBIT_PLANNED, Debit, Recovery
+
+    debits = dict(db.session.execute(select(Debit.invoice_id, Debit.collection_date).where(
+        Debit.invoice_id.in_(ids), Debit.status.in_((DEBIT_PLANNED, DEBIT_EXPORTED)))).all())
+    recovered = set(db.session.scalars(select(Recovery.invoice_id).where(Recovery.invoice_id.in_(ids))))
     today = clock.today()
-    return [Statement(i, used.get(i.id) or ZERO, paid.get(i.id) or ZERO, today) for i in invoices]
+    return [Statement(i, used.get(i.id) or ZERO, paid.get(i.id) or ZERO, today, i.id in debits, debits.get(i.id),
+                      i.id in recovered) for i in invoices]
 
 
 def of_family(family_id: int) -> list[Statement]:
@@ -195,7 +218,7 @@ def overdue_blocking_message(family_id: int) -> str | None:
     tenant = db.session.get(Tenant, require_tenant_id())
     if not bconf.for_tenant(tenant).regie.overdue_blocks:
         return None
-    late = [s for s in of_family(family_id) if s.status == STATUS_LATE]
+    late = [s for s in of_family(family_id) if s.status in (STATUS_LATE, STATUS_RECOVERY)]
     if not late:
         return None
     return str(_l("Facture impayée en retard (%(number)s) : réglez-la pour que vos demandes soient acceptées.",
@@ -209,7 +232,7 @@ def families_with_overdue(family_ids) -> set[int]:
     invoices = list(db.session.scalars(select(Invoice).where(Invoice.family_id.in_(ids),
                                                               Invoice.kind == DOC_INVOICE,
                                                               Invoice.due_on < clock.today())))
-    return {s.invoice.family_id for s in statements(invoices) if s.status == STATUS_LATE}
+    return {s.invoice.family_id for s in statements(invoices) if s.status in (STATUS_LATE, STATUS_RECOVERY)}
 
 
 def issue_credit_note(invoice: Invoice, *, amount_raw, reason: str, actor: str) -> Invoice:
@@ -259,30 +282,12 @@ def issue_credit_note(invoice: Invoice, *, amount_raw, reason: str, actor: str) 
 
 
 def record_payment(invoice: Invoice, *, amount_raw, paid_on: date | None, method: str, reference: str,
-                   actor: str) -> Payment:
-    from core.locking import lock_one
+                   actor: str):
+    """A counter payment of one invoice: a numbered receipt (core.billing.payments)."""
+    from core.billing import payments
 
-    invoice = lock_one(Invoice, invoice.id)
-    if invoice.kind != DOC_INVOICE:
-        raise InvoiceError(str(_l("Un avoir ne se règle pas.")))
-    try:
-        amount = bconf.money(amount_raw, field="amount")
-    except bconf.ConfigError as err:
-        raise InvoiceError(err.message, "amount") from None
-    [st] = statements([invoice])
-    if amount <= 0:
-        raise InvoiceError(str(_l("Le montant réglé est positif.")), "amount")
-    if amount > st.balance:
-        raise InvoiceError(str(_l("Le montant dépasse le reste à payer (%(amount)s).", amount=euros(st.balance))),
-                           "amount")
-    if method not in PAYMENT_METHODS:
-        raise InvoiceError(str(_l("Choisissez le mode de règlement.")), "method")
-    if paid_on is None or paid_on > clock.today():
-        raise InvoiceError(str(_l("La date du règlement n'est pas dans le futur.")), "paid_on")
-    payment = Payment(invoice_id=invoice.id, amount=amount, paid_on=paid_on, method=method,
-                      reference=(reference or "").strip()[:100], recorded_by=actor)
-    db.session.add(payment)
-    return payment
+    return payments.record_counter_payment(invoice.family_id, [invoice.id], amount_raw=amount_raw, paid_on=paid_on,
+                                           method=method, reference=reference, actor=actor)
 
 
 def export_csv(invoices: list[Invoice]) -> bytes:

@@ -231,6 +231,8 @@ class Credit(TenantScoped, db.Model):
     source_id: Mapped[int] = mapped_column(ForeignKey("billing_invoice.id", ondelete="CASCADE"))
     amount: Mapped[Decimal] = mapped_column(Money)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # an overpayment: the receipt it came from (source_id: the last invoice that receipt paid)
+    receipt_id: Mapped[int | None] = mapped_column(ForeignKey("billing_receipt.id", ondelete="RESTRICT"))
 
 
 class CreditUse(TenantScoped, db.Model):
@@ -245,7 +247,7 @@ class CreditUse(TenantScoped, db.Model):
 
 
 class Payment(TenantScoped, db.Model):
-    """A payment received for an invoice (at the counter for now; online payment comes next)."""
+    """The part of a receipt (core.billing.payments) that pays one invoice."""
 
     __tablename__ = "billing_payment"
     __table_args__ = (Index("ix_billing_payment_invoice", "tenant_id", "invoice_id"),)
@@ -258,3 +260,5 @@ class Payment(TenantScoped, db.Model):
     reference: Mapped[str] = mapped_column(String(100), default="")
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
     recorded_by: Mapped[str] = mapped_column(String(200), default="")
+    receipt_id: Mapped[int | None] = mapped_column(ForeignKey("billing_receipt.id", ondelete="CASCADE"),
+                                                   index=True)

@@ -422,6 +422,9 @@ def publish(run_id: int, *, actor: str) -> list[int]:
                 ((tid, document_of[row[0]], *row[1:]) for row in copied))
     del copied
     apply_credits(documents)
+    from core.billing.sepa import plan_debits
+
+    plan_debits(documents)  # families under an active SEPA mandate: their invoices are under debit
     run.status = RUN_PUBLISHED
     run.published_at = now
     run.published_by = actor
