@@ -185,3 +185,41 @@ def init_app(app) -> None:
     @event.listens_for(engine, "connect")
     def _refuse_bypassing_role(dbapi_connection, _record) -> None:
         check_role(dbapi_connection)
+
+
+# ---------------------------------------------------------------------------- setting the roles up
+
+def ensure_app_role(admin_url, database_url, role: str, password: str) -> str:
+    """The application's role (created if missing, idempotent: NOSUPERUSER NOBYPASSRLS), allowed to
+    connect to the database of `database_url` (given as its owner) and to read and write the tables
+    its owner creates (default privileges: before the migrations, or for tables created since; and
+    the tables already there).  Returns the application's URL.  Used by the tests and `make bench`;
+    production creates its roles once (README "Tenancy below the ORM")."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            try:
+                conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+            except (IntegrityError, ProgrammingError):  # already there (or created by a run beside this one)
+                pass
+            conn.exec_driver_sql(f"ALTER ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE "
+                                 f"PASSWORD '{password}'")
+    finally:
+        admin.dispose()
+    url = make_url(database_url)
+    owner = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with owner.connect() as conn:
+            conn.exec_driver_sql(f'GRANT CONNECT, TEMPORARY ON DATABASE "{url.database}" TO {role}')
+            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA public TO {role}")
+            conn.exec_driver_sql(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+            conn.exec_driver_sql(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+            conn.exec_driver_sql(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+                                 f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}")
+            conn.exec_driver_sql(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}")
+    finally:
+        owner.dispose()
+    return url.set(username=role, password=password).render_as_string(hide_password=False)

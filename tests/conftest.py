@@ -127,40 +127,6 @@ APP_ROLE = "portail_app"             # the application's role on PostgreSQL: no 
 APP_ROLE_PASSWORD = "portail-app-tests"
 
 
-def _ensure_app_role(admin_url) -> None:
-    """The application's role, as production has it (README "Row-level security"): it may log in and
-    nothing more; idempotent (several test runs share the server)."""
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
-
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            try:
-                conn.execute(text(f"CREATE ROLE {APP_ROLE} LOGIN"))
-            except (IntegrityError, ProgrammingError):  # already there (or created by a run beside this one)
-                pass
-            conn.execute(text(f"ALTER ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE "
-                              f"PASSWORD '{APP_ROLE_PASSWORD}'"))
-    finally:
-        engine.dispose()
-
-
-def _grant_app_role(db_url, name: str) -> None:
-    """What the application's role may do in the run's database: connect, and read and write the
-    tables the owner creates (default privileges, given before the migrations create them)."""
-    engine = create_engine(db_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f'GRANT CONNECT, TEMPORARY ON DATABASE "{name}" TO {APP_ROLE}'))
-            conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}"))
-            conn.execute(text(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
-                              f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE}"))
-            conn.execute(text(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
-                              f"GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE}"))
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     """The run's database as its owner (PostgreSQL: the admin URL's role), who migrates it, empties
@@ -175,10 +141,11 @@ def database_url(tmp_path_factory):
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name)
-    _ensure_app_role(admin_url)
-    _grant_app_role(url, name)
-    yield url.render_as_string(hide_password=False)
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    from tenants.rls import ensure_app_role
+
+    ensure_app_role(admin_url, url, APP_ROLE, APP_ROLE_PASSWORD)  # before the migrations: default privileges
+    yield url
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
