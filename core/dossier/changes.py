@@ -176,6 +176,7 @@ def cancel_change(change: FamilyChange, *, family: Family, user: User) -> None:
 
 
 def close(change: FamilyChange, status: str, who: str, motif: str | None = None) -> None:
+    """Close a change without mailing the family (withdrawn, replaced, or its mandate revoked)."""
     change.status = status
     change.decided_at = utcnow()
     change.decided_by = who
