@@ -74,6 +74,7 @@ def world(app, tmp_path_factory):
         mp.setitem(app.config, "UPLOADS_DIR", str(tmp / "uploads"))
         mp.setitem(app.config, "PIECES_STORAGE_DIR", str(tmp / "pieces"))
         mp.setitem(app.config, "PIECES_MAX_BYTES", PIECES_MAX_BYTES)  # the junk's 1 MiB file is then too large
+        mp.setitem(app.config, "PAYMENT_STANDIN_TRANSPORT", _server_to_server(app))
         app.extensions.pop("pieces_storage", None)
         with app.app_context(), unscoped():
             saved = {t.id: (t.name, copy.deepcopy(t.settings)) for t in db.session.scalars(select(Tenant))}
@@ -93,6 +94,16 @@ def world(app, tmp_path_factory):
             limiter.reset()
             set_tenant_id(None)
             app.extensions.pop("pieces_storage", None)
+
+
+def _server_to_server(app):
+    """The stand-in's call of the notification URL, through a client of its own (no cookies)."""
+    from urllib.parse import urlsplit
+
+    def transport(url, data):
+        return app.test_client().post(urlsplit(url).path, data=data).status_code
+
+    return transport
 
 
 @pytest.fixture(autouse=True)
@@ -116,6 +127,9 @@ class Target:
     ids: tuple = ()                 # URL values that name a row: another commune's, unknown, too large -> 404
     fresh: bool = False             # a parent of its own (the route logs out, changes the password…)
     commune: str | None = None      # pinned to a commune (else one in turn)
+    form: object = None             # (world, slug) -> the Form, for a route no page posts to (a backend's call)
+    csrf: bool = True               # False: server to server, no session (a signature is checked instead)
+    after: object = None            # (world, prepared) -> checks once the route is swept, or puts back what it changed
 
 
 def _cart(w, s):
@@ -140,6 +154,73 @@ def _feed(w, s):
     "Désactiver l'adresse"); nothing in the URL."""
     w.feed(s)
     return {}
+
+
+def _to_pay(w, s):
+    """The family has an invoice to pay online (the sweep may have paid the others); nothing in the URL."""
+    w.fresh_invoice(s)
+    return {}
+
+
+def _debit_planned(w, s):
+    """An invoice is planned for debit (the file then has something to take); nothing in the URL."""
+    w.debit_planned(s)
+    return {}
+
+
+def _billing_run(w, s):
+    return {"run_id": w.fresh_billing_run(s)}
+
+
+def _run_page(w, s, url):
+    return url.rsplit("/", 1)[0]
+
+
+def _notification_form(w, s) -> Form:
+    """What the stand-in sends the notification URL for a payment just started (signed: the sweep's
+    plausible submissions are genuine, its junk forged)."""
+    tx_id, data = w.notification(s)
+    w.watched[s] = (tx_id, _online_receipts(w, s))
+    form = Form(action=f"/{s}/paiements/notification", source="(le serveur de paiement)")
+    for name, value in data.items():
+        form.add(name, "hidden", value)
+    return form
+
+
+def _online_receipts(w, s) -> dict[int, int]:
+    """{transaction id: its receipts} in the commune."""
+    from sqlalchemy import func
+
+    from core.billing.payment_models import Receipt
+
+    return w.inside(s, lambda: dict(db.session.execute(
+        select(Receipt.transaction_id, func.count()).where(Receipt.transaction_id.is_not(None))
+        .group_by(Receipt.transaction_id)).all()))
+
+
+def _standin_page(w, s, url):
+    """The stand-in page of a payment just started (its form's « Payer » notifies the portal)."""
+    tx_id, page = w.standin_page(s)
+    w.watched[s] = (tx_id, _online_receipts(w, s))
+    return page
+
+
+def _paid_at_most_once(w, p) -> None:
+    """After a sweep of the payment's notification (or of the stand-in that sends it): at most one
+    receipt for the transaction swept, of its amount, and nothing recorded for any other."""
+    from core.billing.payment_models import OnlineTransaction, Receipt
+
+    tx_id, before = w.watched.pop(p.slug)
+    after = _online_receipts(w, p.slug)
+    assert {k: v for k, v in after.items() if k != tx_id} == before, "un paiement enregistré pour une autre transaction"
+
+    def read():
+        tx = db.session.get(OnlineTransaction, tx_id)
+        amounts = db.session.scalars(select(Receipt.amount).where(Receipt.transaction_id == tx_id)).all()
+        return tx.amount, amounts
+
+    amount, amounts = w.inside(p.slug, read)
+    assert amounts in ([], [amount]), (tx_id, amount, amounts)
 
 
 PIECES_MAX_BYTES = 1024 * 1024  # for the sweep: a "large body" stays small (the 30 Mo case: tests/test_pieces.py)
@@ -256,6 +337,48 @@ TARGETS: dict[str, Target] = {
     "/<tenant>/admin/pieces/types/nouveau": Target("agent"),
     "/<tenant>/admin/pieces/types/<int:type_id>": Target(
         "agent", args=lambda w, s: {"type_id": w.fresh_piece_type(s)}, ids=("type_id",)),
+    # billing and payments (issues 14 and 15): a parent
+    "/<tenant>/mes-qf-revenus": Target("parent", fresh=True),
+    "/<tenant>/paiements": Target("parent", args=_to_pay, page=lambda w, s, url: f"/{s}/factures"),
+    "/<tenant>/prelevements": Target("parent", fresh=True),
+    "/<tenant>/paiements/page-de-test": Target("parent", page=_standin_page,
+                                               after=lambda w, p: _paid_at_most_once(w, p)),
+    # the payment backend, server to server (no session, no CSRF token: a signature)
+    "/<tenant>/paiements/notification": Target("anonymous", form=_notification_form, csrf=False,
+                                               after=lambda w, p: _paid_at_most_once(w, p)),
+    # billing and payments: an agent
+    "/<tenant>/admin/facturation/": Target("agent"),
+    "/<tenant>/admin/facturation/brouillons/<int:run_id>/ajustement": Target(
+        "agent", args=_billing_run, page=_run_page, ids=("run_id",)),
+    "/<tenant>/admin/facturation/brouillons/<int:run_id>/publier": Target(
+        "agent", args=_billing_run, page=_run_page, ids=("run_id",)),
+    "/<tenant>/admin/facturation/brouillons/<int:run_id>/recalculer": Target(
+        "agent", args=_billing_run, page=_run_page, ids=("run_id",)),
+    "/<tenant>/admin/facturation/factures/<int:invoice_id>": Target(
+        "agent", args=lambda w, s: {"invoice_id": w.fresh_invoice(s)}, ids=("invoice_id",)),
+    "/<tenant>/admin/facturation/factures/<int:invoice_id>/tresor": Target(
+        "agent", args=lambda w, s: {"invoice_id": w.fresh_invoice(s, due_in=-3, issued_ago=35)},
+        page=lambda w, s, url: f"/{s}/admin/facturation/impayes", ids=("invoice_id",)),
+    "/<tenant>/admin/facturation/familles/<int:family_id>/compte": Target(
+        "agent", args=lambda w, s: {"family_id": w.family_to_bill(s)}, ids=("family_id",)),
+    "/<tenant>/admin/facturation/familles/<int:family_id>/mandat": Target(
+        "agent", args=lambda w, s: {"family_id": w.fresh_billed_family(s)},
+        page=lambda w, s, url: url.rsplit("/", 1)[0] + "/compte", ids=("family_id",)),
+    "/<tenant>/admin/facturation/familles/<int:family_id>/qf": Target(
+        "agent", args=lambda w, s: {"family_id": w.fresh_qf_family(s)}, ids=("family_id",)),
+    "/<tenant>/admin/facturation/mandats/<int:mandate_id>": Target(
+        "agent", args=lambda w, s: {"mandate_id": w.fresh_mandate(s)}, ids=("mandate_id",)),
+    "/<tenant>/admin/facturation/pointage": Target(
+        "agent", page=lambda w, s, url: f"{url}?activite={w.c[s].units_id}&jour={clock.today().isoformat()}"),
+    "/<tenant>/admin/facturation/prelevements": Target("agent", args=_debit_planned),
+    "/<tenant>/admin/facturation/prelevements/<int:debit_id>/rejet": Target(
+        "agent", args=lambda w, s: {"debit_id": w.fresh_exported_debit(s)},
+        page=lambda w, s, url: f"/{s}/admin/facturation/prelevements/lots/{w.batch_of[int(url.split('/')[-2])]}",
+        ids=("debit_id",)),
+    "/<tenant>/admin/facturation/recus/<int:receipt_id>/annuler": Target(
+        "agent", args=lambda w, s: {"receipt_id": w.fresh_receipt(s)}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("receipt_id",)),
+    "/<tenant>/admin/facturation/tarifs": Target("agent", after=lambda w, p: w.put_back_billing(p.slug)),
     # support
     "/<tenant>/admin/support-sortie": Target("support_agent", page=lambda w, s, url: f"/{s}/admin/"),
     "/support/communes/<slug>/entrer": Target("support", args=lambda w, s: {"slug": s},
@@ -319,7 +442,7 @@ class Prepared:
     url: str
     client: object
     form: Form
-    csrf: str
+    csrf: str | None
     values: dict
     page: str
 
@@ -331,6 +454,8 @@ def prepare(app, world: World, rule: str) -> Prepared:
     values.setdefault("tenant", slug)
     url = fill(rule, values)
     client = world.client(target.role, slug, fresh=target.fresh)
+    if target.form is not None:  # no page: the form is what the backend sends
+        return Prepared(rule, slug, url, client, target.form(world, slug), None, values, "")
     page = target.page(world, slug, url) if target.page else url
     res = client.get(page)
     assert res.status_code in (200, 410), f"{page} : {res.status_code}"  # 410: a dead link's page, with its form
@@ -363,6 +488,16 @@ def _baseline(p: Prepared) -> list[tuple[str, str]]:
     buttons (a browser sends the one clicked: "Ajouter des lignes" is not "Enregistrer")."""
     return [(n, f.values[0] if f.values else "") for n, f in p.form.fields.items()
             if not n.endswith("csrf_token") and f.kind not in ("file", "button")]
+
+
+def check_reached(p: Prepared, machine: bool) -> None:
+    """The form as its page offers it, its first button clicked, reaches the route's work: a redirect or
+    a page, or a refusal of what is (not) typed, never a 404 (the world lacks nothing it names)."""
+    buttons = [(n, f.values[0] if f.values else "") for n, f in p.form.fields.items() if f.kind == "button"]
+    data = MultiDict(_baseline(p) + buttons[:1] + ([("csrf_token", p.csrf)] if p.csrf else []))
+    res = p.client.post(p.url, data=data)
+    assert judge(res, machine=machine) == [], (p.url, judge(res, machine=machine))
+    assert res.status_code != 404, f"{p.url} : le formulaire de {p.page or p.form.source} mène à un 404"
 
 
 def check_csrf(p: Prepared) -> None:
@@ -427,7 +562,10 @@ def test_post_route(app, world, rule):
     that keeps what was typed, then junk (fixed cases, then hypothesis): never a 5xx, error pages in
     French, redirects that stay on the site."""
     p = prepare(app, world, rule)
-    check_csrf(p)
+    target = TARGETS[rule]
+    machine = not target.csrf  # a server's call: its refusals are short text/plain answers
+    if target.csrf:
+        check_csrf(p)
     check_foreign_ids(p, world)
     kept = check_typed_input_kept(p)
     assert kept or rule not in COMES_BACK, f"{p.url} : le formulaire refusé ne revient plus avec la saisie"
@@ -438,9 +576,12 @@ def test_post_route(app, world, rule):
 
     label = f"{p.slug} POST {p.url}"
     for sub in fixed_submissions(p.form, today=today, passwords=[PASSWORD]):
-        send_and_judge(send, sub, label)
+        send_and_judge(send, sub, label, machine=machine)
     sweep(send, p.form, today=today, label=label, ids=_ids_for(world, p.slug), passwords=[PASSWORD],
-          emails=world.emails(p.slug))
+          emails=world.emails(p.slug), machine=machine)
+    check_reached(prepare(app, world, rule), machine)  # on a page of its own: it may log out, delete, publish…
+    if target.after is not None:
+        target.after(world, p)
 
 
 # ---------------------------------------------------------------------------- the report that opened it
@@ -620,11 +761,13 @@ def test_junk_in_a_query_string_is_never_a_5xx(app, world):
     for n, junk in enumerate(QUERY_JUNK):
         slug = COMMUNES[n % len(COMMUNES)]
         query = "&".join(f"{name}={quote(junk)}" for name in QUERY_NAMES)
+        machine = {fill(rule, {"tenant": slug}) for rule, target in TARGETS.items() if not target.csrf}
         for role, urls in _get_pages(app, world, slug).items():
             client = world.client(role, slug)
             for url in urls:
                 res = client.get(f"{url}?{query}")
-                assert judge(res) == [], (role, url, junk, judge(res))
+                verdict = judge(res, machine=url in machine)  # the payment backend's notification: text/plain
+                assert verdict == [], (role, url, junk, verdict)
 
 
 # ---------------------------------------------------------------------------- the sweep catches a 500

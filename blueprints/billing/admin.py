@@ -21,6 +21,7 @@ from core.billing import config as bconf
 from core.billing import invoices as inv
 from core.billing import quotients as qfs
 from core.billing.models import BillingRun, Invoice
+from core.bounds import as_ids
 from core.dossier import FamilyChange
 from core.locking import Busy
 from core.models import Activity, Family
@@ -43,8 +44,7 @@ def index():
     if request.method == "POST":
         try:
             month = runs.parse_month(request.form.get("mois"))
-            run = runs.create_run(month, [x for x in request.form.getlist("activites") if x.isdigit()],
-                                  actor=actor_name())
+            run = runs.create_run(month, as_ids(request.form.getlist("activites")), actor=actor_name())
             runs.compute(run.id, actor=actor_name())
             audit(_("Facturation : brouillon de %(month)s", month=month.strftime("%m/%Y")))
             return redirect(url_for("billing_admin.run", run_id=run.id), code=303)
@@ -55,7 +55,7 @@ def index():
     last = (clock.today().replace(day=1) - timedelta(days=1)).replace(day=1)
     return render_template("billing/admin/index.html", runs=runs.runs(), activities=_activities(), error=error,
                            month=request.form.get("mois") or last.strftime("%Y-%m"),
-                           chosen={int(x) for x in request.form.getlist("activites") if x.isdigit()}), \
+                           chosen=set(as_ids(request.form.getlist("activites")))), \
         (422 if error else 200)
 
 

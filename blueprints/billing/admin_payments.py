@@ -22,6 +22,7 @@ from core.billing import invoices as inv
 from core.billing.models import Credit, Invoice
 from core.billing.payment_models import DebitBatch, Mandate, Receipt
 from core.billing.pricing import euros
+from core.bounds import as_ids
 from core.locking import Busy
 from core.models import Family
 from extensions import db
@@ -52,7 +53,7 @@ def account(family_id):
     if request.method == "POST":
         try:
             receipt = payments.record_counter_payment(
-                family.id, [x for x in request.form.getlist("factures") if x.isdigit()],
+                family.id, as_ids(request.form.getlist("factures")),
                 amount_raw=request.form.get("montant", ""), paid_on=parse_date(request.form.get("date")),
                 method=request.form.get("mode", ""), reference=request.form.get("reference", ""),
                 actor=actor_name())
@@ -235,7 +236,7 @@ def debit_reject(debit_id):
 @committing
 def mandate(mandate_id):
     row = get_or_404(db.session, Mandate, mandate_id)
-    full = None
+    full = error = None
     if request.method == "POST":
         action = request.form.get("action")
         try:
@@ -251,13 +252,17 @@ def mandate(mandate_id):
         except mandates.MandateError as err:
             db.session.rollback()
             no_change()
-            flash(err.message, "error")
+            if err.field:
+                error = err  # next to its field, what was typed kept
+            else:
+                flash(err.message, "error")
         except Busy:
             _busy()
     return render_template("billing/admin/mandate.html", mandate=row, full=full, mask=mandates.mask,
                            reads=mandates.iban_reads(row.id), may_read=mandates.may_read_iban(_regie(), current_user),
                            words={k: str(v) for k, v in mandates.MANDATE_WORDS.items()},
-                           debits=sepa.debits_of(row.family_id))
+                           debits=sepa.debits_of(row.family_id), error=error, form=request.form), \
+        (422 if error else 200)
 
 
 @bp.post("/familles/<int:family_id>/mandat")

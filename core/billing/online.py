@@ -49,6 +49,7 @@ from core.billing.payment_models import (
 )
 from core.billing.payments import ONLINE, PaymentError, settle
 from core.billing.pricing import cents, euros
+from core.bounds import as_id
 from core.locking import lock, lock_one
 from core.mail import queue_mail
 from extensions import db
@@ -107,7 +108,7 @@ class StandInPayment(eo_dummy.Payment):
         outcome = "ok" if "ok" in first else ("refuse" if "refuse" in first else ("cancel" if "cancel" in first
                                                                                else ""))
         expected = _sign("notify", response.order_id, first.get("amount", ""), outcome)
-        response.signed = bool(response.signed and hmac.compare_digest(first.get("hmac", ""), expected))
+        response.signed = bool(response.signed and _same(first.get("hmac", ""), expected))
         if outcome == "refuse":
             response.result = eopayment.DENIED
         elif outcome == "cancel":
@@ -124,8 +125,12 @@ def standin_notification(fields: dict, outcome: str) -> dict:
 
 
 def standin_request_is_genuine(fields: dict) -> bool:
-    return hmac.compare_digest(fields.get("sig", ""),
-                               _sign("request", fields.get("transaction_id", ""), fields.get("amount", "")))
+    return _same(fields.get("sig", ""), _sign("request", fields.get("transaction_id", ""), fields.get("amount", "")))
+
+
+def _same(given, expected: str) -> bool:
+    """A signature as sent (any text: compare_digest refuses non-ASCII str) against the expected one."""
+    return hmac.compare_digest(str(given or "").encode("utf-8", "surrogatepass"), expected.encode())
 
 
 STANDIN_PATH = "/paiements/page-de-test"
@@ -176,10 +181,10 @@ def refdet_for(regie: bconf.Regie, year: int, tx_id: int) -> str:
 
 def payable(family_id: int, invoice_ids) -> list:
     """The statements of these invoices of the family, each checked payable online (PaymentError)."""
-    try:
-        ids = sorted({int(i) for i in invoice_ids})
-    except (TypeError, ValueError):
-        raise LookupError(invoice_ids) from None
+    parsed = {as_id(i) for i in invoice_ids}
+    if None in parsed:  # not an id the database can hold ("²", 30 digits): names no invoice
+        raise LookupError(invoice_ids)
+    ids = sorted(parsed)
     if not ids:
         raise PaymentError(str(_l("Cochez au moins une facture à payer.")), "invoices")
     if len(ids) > 50:
