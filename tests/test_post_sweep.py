@@ -26,6 +26,7 @@ import io
 import re
 import shutil
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
 
@@ -816,3 +817,97 @@ def test_the_sweep_reports_a_planted_500():
     client = throwaway.test_client()
     sweep(lambda sub: client.post("/solide", data=sub.data(None)), Form(action="/solide", fields=form.fields),
           today=today, label="POST /solide", max_examples=30)
+
+
+# ---------------------------------------------------------------------------- the payment backend's notification
+
+def test_a_forged_payment_notification_is_refused_and_records_nothing(world):
+    """The notification URL is public (the payment server calls it, without session nor CSRF token):
+    a notification forged, tampered with, replayed from another commune, unreadable or empty is refused
+    (400, or 404 for a transaction the commune does not have) and records nothing; the genuine one
+    records one receipt, and its replay nothing more."""
+    from core.billing.payment_models import TX_WAITING, OnlineTransaction, Receipt
+
+    slug, other = "saint-aubin-de-medoc", "auray"
+    tx_id, genuine = world.notification(slug)
+    _other_tx, foreign = world.notification(other)
+    _tx, refused = world.notification(slug, "refuse")
+    url = f"/{slug}/paiements/notification"
+    client = world.app.test_client()
+
+    def state():
+        tx = db.session.get(OnlineTransaction, tx_id)
+        receipts = db.session.scalars(select(Receipt.amount).where(Receipt.transaction_id == tx_id)).all()
+        return tx.status, tx.notifications, receipts, tx.amount
+
+    def forged(**changes):
+        return {k: v for k, v in {**genuine, **changes}.items() if v is not None}
+
+    cases = [
+        forged(hmac="0" * 64), forged(hmac="é" * 64), forged(hmac=""), forged(hmac=None), forged(signed=None),
+        forged(hmac=refused["hmac"]),                                 # another outcome's signature
+        forged(amount=str(Decimal(genuine["amount"]) + 1)),           # the amount changed, the signature kept
+        forged(amount="0.01"), forged(transaction_id=foreign["transaction_id"]),
+        forged(montant="abc"), forged(montant="١٢٥٠"), forged(montant="1"),  # PayFiP's field, in cents
+        forged(transaction_id="\x00"), {}, {"transaction_id": ""},
+    ]
+    assert world.inside(slug, state)[:3] == (TX_WAITING, 0, [])
+    for data in cases:
+        res = client.post(url, data=data)
+        assert res.status_code in (400, 404) and judge(res, machine=True) == [], (data, res.status_code)
+    res = client.post(f"/{slug}/paiements/notification", data=foreign)  # Auray's genuine one, at Saint-Aubin
+    assert res.status_code == 404 and judge(res) == []
+    for body, kind in ((b'{"transaction_id": 1, "ok": 1}', "application/json"), (b"\xff\xfe\x00idop=\xc3", "text/plain"),
+                       (b"idOp=" + b"9" * 40, "application/x-www-form-urlencoded"), (b"", "text/plain")):
+        res = client.post(url, data=body, content_type=kind)
+        assert res.status_code in (400, 404) and judge(res, machine=True) == [], (body, res.status_code)
+    query = "&".join(f"{k}={quote(v)}" for k, v in forged(hmac="0" * 64).items())
+    res = client.get(f"{url}?{query}")
+    assert res.status_code == 400 and judge(res, machine=True) == []
+    assert world.inside(slug, state)[:3] == (TX_WAITING, 0, [])  # nothing recorded, not even a status
+
+    for _replay in range(2):
+        res = client.post(url, data=genuine)
+        assert res.status_code == 200 and res.get_data(as_text=True) == "OK"
+    status, notifications, receipts, amount = world.inside(slug, state)
+    assert (status, notifications, receipts) == ("paid", 2, [amount])
+
+
+def test_the_standin_page_refuses_tampered_urls_and_says_when_the_portal_cannot_be_told(app, world):
+    """The local stand-in of the bank's page (development and tests): its return and notification URLs
+    are signed with the rest — changed on the way (a newline, another host, an unreadable URL), the page
+    is not found; when the notification cannot reach the portal, the page says so (no 5xx) and nothing is
+    recorded."""
+    from urllib.parse import parse_qs, urlsplit
+
+    import requests
+
+    from core.billing.payment_models import TX_WAITING, OnlineTransaction, Receipt
+
+    slug = "saint-loubes"
+    tx_id, page = world.standin_page(slug)
+    client = world.client("parent", slug)
+    token = csrf_of(client.get(page).get_data(as_text=True))
+    fields = {k: v[0] for k, v in parse_qs(urlsplit(page).query).items()}
+    path = urlsplit(page).path
+    for key, value in (("return_url", fields["return_url"] + "\r\nX-Evil: 1"), ("return_url", "http://[::1"),
+                       ("return_url", "http://evil.test/" + slug + "/"), ("direct_notification_url", "http://évil/"),
+                       ("amount", "0.01"), ("sig", "é")):
+        for method in ("get", "post"):
+            data = {**fields, key: value, "choix": "payer", "csrf_token": token}
+            res = client.post(path, data=data) if method == "post" else client.get(path, query_string=data)
+            assert res.status_code == 404 and judge(res) == [], (key, value, method, res.status_code)
+
+    def unreachable(url, data):
+        raise requests.ConnectionError("connexion refusée")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(app.config, "PAYMENT_STANDIN_TRANSPORT", unreachable)
+        res = client.post(path, data={**fields, "choix": "payer", "csrf_token": token})
+    assert res.status_code == 409 and judge(res) == []
+    assert "Le portail n&#39;a pas pu être prévenu du paiement" in res.get_data(as_text=True)
+    assert world.inside(slug, lambda: (db.session.get(OnlineTransaction, tx_id).status, db.session.scalars(
+        select(Receipt.id).where(Receipt.transaction_id == tx_id)).all())) == (TX_WAITING, [])
+    res = client.post(path, data={**fields, "choix": "payer", "csrf_token": token})  # the portal is back
+    assert res.status_code == 303 and res.headers["Location"] == fields["return_url"]
+    assert world.inside(slug, lambda: db.session.get(OnlineTransaction, tx_id).status) == "paid"

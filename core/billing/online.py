@@ -98,7 +98,7 @@ class StandInPayment(eo_dummy.Payment):
         transaction_id, kind, url = super().request(amount, **kwargs)
         query = parse_qs(urlsplit(url).query)
         fields = {k: v[0] for k, v in query.items()}
-        fields["sig"] = _sign("request", fields["transaction_id"], fields["amount"])
+        fields["sig"] = _sign("request", *(fields.get(k, "") for k in STANDIN_FIELDS))
         return transaction_id, kind, f"{self.standin_url}?{urlencode(fields)}"
 
     def response(self, query_string, **kwargs):
@@ -124,8 +124,14 @@ def standin_notification(fields: dict, outcome: str) -> dict:
     return data
 
 
+# What the stand-in page receives, every field signed: its return and notification URLs cannot be
+# changed on the way (a tampered one sent the parent off the portal, or answered 500 with a newline).
+STANDIN_FIELDS = ("transaction_id", "amount", "email", "return_url", "direct_notification_url", "origin", "orderid",
+                  "subject")
+
+
 def standin_request_is_genuine(fields: dict) -> bool:
-    return _same(fields.get("sig", ""), _sign("request", fields.get("transaction_id", ""), fields.get("amount", "")))
+    return _same(fields.get("sig", ""), _sign("request", *(fields.get(k, "") for k in STANDIN_FIELDS)))
 
 
 def _same(given, expected: str) -> bool:
@@ -257,8 +263,9 @@ def _notified_cents(response) -> int | None:
         raw = raw[0] if raw else None
     if raw in (None, ""):
         return None
-    if "montant" in data:       # PayFiP: cents
-        return int(str(raw))
+    if "montant" in data:       # PayFiP: cents (ASCII digits; anything else is no amount we sent)
+        text = str(raw).strip()
+        return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else -1
     try:                        # dummy: euros as written by the request ("10.10")
         return cents(Decimal(str(raw)))
     except ArithmeticError:
