@@ -405,6 +405,12 @@ COMES_BACK = {
     "/<tenant>/famille/enfants/<int:child_id>/sante", "/<tenant>/famille/enfants/nouveau",
     "/<tenant>/famille/invitation/<token>", "/<tenant>/famille/responsables/<int:resp_id>",
     "/<tenant>/famille/supprimer-mon-compte", "/<tenant>/mot-de-passe-oublie", "/support/connexion",
+    # billing and payments
+    "/<tenant>/admin/facturation/brouillons/<int:run_id>/ajustement", "/<tenant>/admin/facturation/factures/<int:invoice_id>",
+    "/<tenant>/admin/facturation/familles/<int:family_id>/compte",
+    "/<tenant>/admin/facturation/familles/<int:family_id>/mandat", "/<tenant>/admin/facturation/familles/<int:family_id>/qf",
+    "/<tenant>/admin/facturation/mandats/<int:mandate_id>", "/<tenant>/admin/facturation/prelevements",
+    "/<tenant>/admin/facturation/tarifs", "/<tenant>/mes-qf-revenus", "/<tenant>/prelevements",
 }
 
 

@@ -66,15 +66,21 @@ def _run(run_id: int) -> BillingRun:
 @bp.get("/brouillons/<int:run_id>")
 @agent_required
 def run(run_id):
-    r = _run(run_id)
+    return _run_page(_run(run_id))
+
+
+def _run_page(r: BillingRun, error=None):
     names = {a.id: a.name for a in _activities()}
     return render_template("billing/admin/run.html", run=r, families=runs.summary(r),
                            activity_names=[names.get(a, "?") for a in r.activity_ids],
                            invoices=inv.statements(list(db.session.scalars(
-                               select(Invoice).where(Invoice.run_id == r.id).order_by(Invoice.sequence)))))
+                               select(Invoice).where(Invoice.run_id == r.id).order_by(Invoice.sequence)))),
+                           error=error, form=request.form if error else {}), (422 if error else 200)
 
 
-def _act(run_id: int, action, done: str):
+def _act(run_id: int, action, done: str, typed: tuple = ()):
+    """Act on the run, then back to it; a refusal of what was typed (`typed`: the error's fields)
+    comes back with the message next to the field and the input kept."""
     r = _run(run_id)
     here = url_for("billing_admin.run", run_id=r.id)
     try:
@@ -83,6 +89,8 @@ def _act(run_id: int, action, done: str):
     except runs.RunError as err:
         db.session.rollback()
         no_change()
+        if err.field in typed:
+            return _run_page(_run(run_id), error=err)
         flash(err.message, "error")
         return redirect(here, code=303)
     except Busy:
@@ -120,7 +128,7 @@ def adjustment(run_id):
                             amount_raw=request.form.get("montant", ""), actor=actor_name())
         runs.compute(r.id, actor=actor_name())
 
-    return _act(run_id, act, _("Ligne d'ajustement ajoutée ; le brouillon a été recalculé."))
+    return _act(run_id, act, _("Ligne d'ajustement ajoutée ; le brouillon a été recalculé."), typed=("label", "amount"))
 
 
 @bp.get("/brouillons/<int:run_id>/familles/<int:family_id>")

@@ -68,14 +68,22 @@ def account(family_id):
             error = err
         except Busy:
             _busy()
+    return _account_page(family, error=error)
+
+
+def _account_page(family: Family, *, error=None, mandate_error=None):
+    """The family's account; `error`: the counter payment refused, `mandate_error`: the paper mandate
+    refused (each form then comes back with what was typed and the message next to the field)."""
     balance = payments.family_balance(family.id)
     credits = list(db.session.scalars(select(Credit).where(Credit.family_id == family.id).order_by(Credit.id)))
     return render_template("billing/admin/account.html", family=family, balance=balance, credits=credits,
                            receipts=payments.of_family(family.id), transactions=online.of_family(family.id),
                            mandates=mandates.of_family(family.id), mask=mandates.mask, error=error,
-                           form=request.form, today=clock.today(), methods=inv.COUNTER_METHODS,
-                           all_methods=inv.PAYMENT_METHODS, regie=_regie(),
-                           words={k: str(v) for k, v in mandates.MANDATE_WORDS.items()}), (422 if error else 200)
+                           form=request.form if error else {}, today=clock.today(), methods=inv.COUNTER_METHODS,
+                           all_methods=inv.PAYMENT_METHODS, regie=_regie(), mandate_error=mandate_error,
+                           mandate_form=request.form if mandate_error else {},
+                           words={k: str(v) for k, v in mandates.MANDATE_WORDS.items()}), \
+        (422 if error or mandate_error else 200)
 
 
 @bp.get("/recus/<int:receipt_id>")
@@ -281,6 +289,8 @@ def paper_mandate(family_id):
     except mandates.MandateError as err:
         db.session.rollback()
         no_change()
+        if err.field in ("holder", "iban", "bic", "accepted"):
+            return _account_page(get_or_404(db.session, Family, family_id), mandate_error=err)
         flash(err.message, "error")
     except Busy:
         _busy()
