@@ -917,3 +917,25 @@ def test_the_standin_page_refuses_tampered_urls_and_says_when_the_portal_cannot_
     res = client.post(path, data={**fields, "choix": "payer", "csrf_token": token})  # the portal is back
     assert res.status_code == 303 and res.headers["Location"] == fields["return_url"]
     assert world.inside(slug, lambda: db.session.get(OnlineTransaction, tx_id).status) == "paid"
+
+
+def test_the_tariffs_form_with_numbers_toml_reads_but_no_amount_holds_says_why(world):
+    """Facturation → Tarifs takes the régie as TOML: 1e308, inf or nan where a number is expected answered
+    500 (no Decimal quantizes them); a time of day where a text is expected could not be kept (JSON)."""
+    slug = "auray"
+    client = world.client("agent", slug)
+    url = f"/{slug}/admin/facturation/tarifs"
+    token = csrf_of(client.get(url).get_data(as_text=True))
+    try:
+        for toml, message in (("[regie]\nunjustified_absence_pct = 1e308", "« 1e+308 » n&#39;est pas un nombre entier."),
+                              ("[regie]\npayment_day = inf", "« inf » n&#39;est pas un nombre entier."),
+                              ("[regie]\nreminder_days_before = nan", "« nan » n&#39;est pas un nombre entier.")):
+            res = client.post(url, data={"config": toml, "csrf_token": token})
+            body = res.get_data(as_text=True)
+            assert res.status_code == 422 and judge(res) == [] and message in body, toml
+            assert html.escape(toml, quote=False) in body  # what was typed comes back
+        res = client.post(url, data={"config": '[regie]\ncode = "test"\nname = 07:32:00', "csrf_token": token})
+        assert res.status_code == 303
+        assert "07:32:00" in client.get(url).get_data(as_text=True)
+    finally:
+        world.put_back_billing(slug)

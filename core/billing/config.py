@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -407,12 +407,14 @@ def jsonable(raw):
         return {k: jsonable(v) for k, v in raw.items()}
     if isinstance(raw, list):
         return [jsonable(v) for v in raw]
-    if isinstance(raw, date):
+    if isinstance(raw, date | time):
         return raw.isoformat()
-    if isinstance(raw, float):
-        return f"{Decimal(str(raw)).quantize(CENTS)}"
-    if isinstance(raw, Decimal):
-        return f"{raw.quantize(CENTS)}"
+    if isinstance(raw, float | Decimal):
+        try:
+            value = Decimal(str(raw))
+            return f"{value.quantize(CENTS)}" if value.is_finite() else str(raw)
+        except InvalidOperation:  # 1e308 (inf, nan above): kept as written, then refused as no amount
+            return str(raw)
     return raw
 
 
