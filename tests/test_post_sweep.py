@@ -939,3 +939,32 @@ def test_the_tariffs_form_with_numbers_toml_reads_but_no_amount_holds_says_why(w
         assert "07:32:00" in client.get(url).get_data(as_text=True)
     finally:
         world.put_back_billing(slug)
+
+
+def test_digits_that_are_not_ascii_and_far_dates_in_billing_forms_say_why(world):
+    """"²" passes str.isdigit() but not int(): a quotient typed "²" and a creditor id (ICS) with "é" or
+    "²" answered 500; a quotient valid from year 1 or until 9999 was recorded.  Each now comes back with
+    its message and what was typed."""
+    slug = "saint-loubes"
+    client = world.client("agent", slug)
+    family_id = world.fresh_billed_family(slug)
+    url = f"/{slug}/admin/facturation/familles/{family_id}/qf"
+    token = csrf_of(client.get(url).get_data(as_text=True))
+    today = clock.today().isoformat()
+    for fields, message in (({"valeur": "²"}, "Le quotient familial s&#39;écrit en chiffres seulement"),
+                            ({"valeur": "7²"}, "Le quotient familial s&#39;écrit en chiffres seulement"),
+                            ({"du": "0001-01-01"}, "Date hors limites"), ({"au": "9999-12-31"}, "Date hors limites")):
+        data = {"csrf_token": token, "action": "record", "valeur": "640", "source": "caf", "du": today, **fields}
+        res = client.post(url, data=data)
+        body = res.get_data(as_text=True)
+        assert res.status_code == 422 and judge(res) == [] and message in body, fields
+        assert all(f'value="{v}"' in body for v in fields.values()), fields
+    tariffs = f"/{slug}/admin/facturation/tarifs"
+    token = csrf_of(client.get(tariffs).get_data(as_text=True))
+    try:
+        for ics in ("FR12ZZZé12345", "FR²2ZZZ123456", "FR12ZZZ１２３４５"):
+            res = client.post(tariffs, data={"config": f'[regie]\nsepa_creditor_id = "{ics}"', "csrf_token": token})
+            assert res.status_code == 422 and judge(res) == [], ics
+            assert "L&#39;identifiant créancier SEPA (ICS)" in res.get_data(as_text=True), ics
+    finally:
+        world.put_back_billing(slug)

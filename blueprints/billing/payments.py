@@ -17,6 +17,7 @@ from blueprints.billing.common import committing
 from core.billing import config as bconf
 from core.billing import mandates, online, sepa
 from core.billing.payment_models import TX_CREATED, TX_PAID, TX_WAITING, OnlineTransaction
+from core.bounds import as_id
 from core.locking import Busy
 from core.models import ROLE_PARENT
 from extensions import csrf, db
@@ -56,8 +57,8 @@ def pay():
     except online.PaymentError as err:
         db.session.rollback()
         flash(err.message, "error")
-        if back and str(back).isdigit():
-            return redirect(url_for("billing.invoice", invoice_id=int(back)), code=303)
+        if back and as_id(back):
+            return redirect(url_for("billing.invoice", invoice_id=as_id(back)), code=303)
         return redirect(url_for("billing.invoices"), code=303)
     except Busy:
         db.session.rollback()

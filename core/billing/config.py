@@ -325,7 +325,7 @@ def _parse_regie(raw: dict) -> Regie:
         raise ConfigError(str(_l("Le préfixe des numéros de facture est fait de 1 à 6 lettres ou chiffres.")),
                           "prefix")
     payfip_client = str(raw.get("payfip_client") or "").strip()
-    if payfip_client and not (payfip_client.isdigit() and len(payfip_client) == 6):
+    if payfip_client and not (payfip_client.isascii() and payfip_client.isdigit() and len(payfip_client) == 6):
         raise ConfigError(str(_l("Le numéro client PayFiP a 6 chiffres (fourni par la DGFiP).")), "payfip_client")
     saisie = str(raw.get("payfip_saisie") or "T").strip().upper()
     if saisie not in ("T", "X", "W"):

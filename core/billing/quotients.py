@@ -15,6 +15,7 @@ from core import clock
 from core import dossier_services as ds
 from core.billing.models import QF_SOURCES, Quotient
 from core.billing.pricing import FamilyPricing, QFPeriod
+from core.bounds import FIRST_DAY, LAST_DAY, day_in_range
 from core.dossier import CHANGE_PENDING, OP_CREATE, FamilyChange
 from core.locking import lock_one
 from core.models import Child, Family
@@ -39,7 +40,7 @@ def parse_qf(raw) -> int:
     text = str(raw or "").strip().replace(" ", "").replace("\u00a0", "")
     if not text:
         raise QuotientError(str(_l("Indiquez le quotient familial.")), "value")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²" is a digit that int() does not read
         raise QuotientError(str(_l("Le quotient familial s'écrit en chiffres seulement (exemple : 742).")), "value")
     value = int(text)
     if value > QF_MAX:
@@ -55,6 +56,11 @@ def record(family: Family, *, value, source: str, valid_from: date | None, valid
         raise QuotientError(str(_l("Choisissez la source du quotient (CAF, MSA, avis d'imposition…).")), "source")
     if valid_from is None:
         raise QuotientError(str(_l("Indiquez la date de début de validité.")), "valid_from")
+    for day, field in ((valid_from, "valid_from"), (valid_to, "valid_to")):
+        if day is not None and not day_in_range(day):  # year 1 or 9999: no QF is valid then
+            raise QuotientError(str(_l("Date hors limites : « %(text)s » (entre %(first)s et %(last)s).",
+                                       text=day.strftime("%d/%m/%Y"), first=FIRST_DAY.strftime("%d/%m/%Y"),
+                                       last=LAST_DAY.strftime("%d/%m/%Y"))), field)
     if valid_to is not None and valid_to < valid_from:
         raise QuotientError(str(_l("La fin de validité précède son début.")), "valid_to")
     row = Quotient(family_id=family.id, value=qf, source=source, valid_from=valid_from, valid_to=valid_to,
