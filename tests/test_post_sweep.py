@@ -921,7 +921,8 @@ def test_the_standin_page_refuses_tampered_urls_and_says_when_the_portal_cannot_
 
 def test_the_tariffs_form_with_numbers_toml_reads_but_no_amount_holds_says_why(world):
     """Facturation → Tarifs takes the régie as TOML: 1e308, inf or nan where a number is expected answered
-    500 (no Decimal quantizes them); a time of day where a text is expected could not be kept (JSON)."""
+    500 (no Decimal quantizes them), and so did a number of 5,000 digits (tomllib's int() refuses it); a time
+    of day where a text is expected could not be kept (JSON)."""
     slug = "auray"
     client = world.client("agent", slug)
     url = f"/{slug}/admin/facturation/tarifs"
@@ -929,7 +930,8 @@ def test_the_tariffs_form_with_numbers_toml_reads_but_no_amount_holds_says_why(w
     try:
         for toml, message in (("[regie]\nunjustified_absence_pct = 1e308", "« 1e+308 » n&#39;est pas un nombre entier."),
                               ("[regie]\npayment_day = inf", "« inf » n&#39;est pas un nombre entier."),
-                              ("[regie]\nreminder_days_before = nan", "« nan » n&#39;est pas un nombre entier.")):
+                              ("[regie]\nreminder_days_before = nan", "« nan » n&#39;est pas un nombre entier."),
+                              ("[regie]\npayment_day = " + "9" * 5000, "un nombre a trop de chiffres.")):
             res = client.post(url, data={"config": toml, "csrf_token": token})
             body = res.get_data(as_text=True)
             assert res.status_code == 422 and judge(res) == [] and message in body, toml
@@ -953,6 +955,7 @@ def test_digits_that_are_not_ascii_and_far_dates_in_billing_forms_say_why(world)
     today = clock.today().isoformat()
     for fields, message in (({"valeur": "²"}, "Le quotient familial s&#39;écrit en chiffres seulement"),
                             ({"valeur": "7²"}, "Le quotient familial s&#39;écrit en chiffres seulement"),
+                            ({"valeur": "9" * 5000}, "Le quotient familial est compris entre 0 et 99 999."),
                             ({"du": "0001-01-01"}, "Date hors limites"), ({"au": "9999-12-31"}, "Date hors limites")):
         data = {"csrf_token": token, "action": "record", "valeur": "640", "source": "caf", "du": today, **fields}
         res = client.post(url, data=data)

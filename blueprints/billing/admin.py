@@ -315,6 +315,8 @@ def tariffs():
         except tomllib.TOMLDecodeError as exc:
             error = _("Le texte n'est pas lisible à la ligne %(line)s : vérifiez les guillemets, les crochets et "
                       "les virgules de cette ligne.", line=_toml_line(exc))
+        except ValueError:  # tomllib's int() of a number of 5,000 digits
+            error = _("Le texte n'est pas lisible : un nombre a trop de chiffres.")
         else:
             try:
                 bconf.parse(raw, activity_codes=[a.code for a in _activities()])

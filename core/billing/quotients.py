@@ -42,7 +42,7 @@ def parse_qf(raw) -> int:
         raise QuotientError(str(_l("Indiquez le quotient familial.")), "value")
     if not (text.isascii() and text.isdigit()):  # "²" is a digit that int() does not read
         raise QuotientError(str(_l("Le quotient familial s'écrit en chiffres seulement (exemple : 742).")), "value")
-    value = int(text)
+    value = int(text) if len(text) <= len(str(QF_MAX)) + 2 else QF_MAX + 1  # 5,000 digits: no int() of them
     if value > QF_MAX:
         raise QuotientError(str(_l("Le quotient familial est compris entre 0 et 99 999.")), "value")
     return value
