@@ -971,3 +971,35 @@ def test_digits_that_are_not_ascii_and_far_dates_in_billing_forms_say_why(world)
             assert "L&#39;identifiant créancier SEPA (ICS)" in res.get_data(as_text=True), ics
     finally:
         world.put_back_billing(slug)
+
+
+def test_a_refused_quotient_request_keeps_no_justificatif(app, world):
+    """Mes QF/Revenus: a justificatif sent with a quotient typed wrong ("7²", 5,000 digits), or while a
+    request already waits, comes back with its message and leaves no file behind on the server."""
+    from tests.post_sweep import PDF_TINY
+
+    slug = "auray"
+    client = world.client("parent", slug, fresh=True)
+    url = f"/{slug}/mes-qf-revenus"
+    token = csrf_of(client.get(url).get_data(as_text=True))
+    folder = Path(app.config["UPLOADS_DIR"]) / slug / "justificatifs"
+
+    def files():
+        return sorted(folder.glob("*")) if folder.is_dir() else []
+
+    def send(value):
+        return client.post(url, data={"csrf_token": token, "valeur": value, "commentaire": "Attestation",
+                                      "justificatif": (io.BytesIO(PDF_TINY), "caf.pdf")},
+                           content_type="multipart/form-data")
+
+    before = files()
+    for value in ("7²", "9" * 5000, "100000"):
+        res = send(value)
+        assert res.status_code == 422 and judge(res) == [] and value[:50] in res.get_data(as_text=True), value[:10]
+        assert files() == before, value[:10]
+    assert send("640").status_code == 303
+    stored = files()
+    assert len(stored) == len(before) + 1
+    res = send("700")  # one request already waits
+    assert res.status_code == 422 and "est en attente de validation par la collectivité" in res.get_data(as_text=True)
+    assert files() == stored

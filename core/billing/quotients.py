@@ -133,6 +133,13 @@ def justificatif_path(tenant_slug: str, name: str | None) -> Path | None:
     return path if path.is_file() else None
 
 
+def discard_justificatif(tenant_slug: str, name: str | None) -> None:
+    """A justificatif stored for a request that was then refused (its QF unreadable, one already pending)."""
+    path = justificatif_path(tenant_slug, name)
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
 def request_change(family: Family, user, *, document: str, value=None, comment: str = "") -> FamilyChange:
     """The family's request (pending): its justificatif, the QF it reads on it, a comment."""
     proposed = parse_qf(value) if str(value or "").strip() else None
