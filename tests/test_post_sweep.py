@@ -945,8 +945,8 @@ def test_the_tariffs_form_with_numbers_toml_reads_but_no_amount_holds_says_why(w
 
 def test_digits_that_are_not_ascii_and_far_dates_in_billing_forms_say_why(world):
     """"²" passes str.isdigit() but not int(): a quotient typed "²" and a creditor id (ICS) with "é" or
-    "²" answered 500; a quotient valid from year 1 or until 9999 was recorded.  Each now comes back with
-    its message and what was typed."""
+    "²" answered 500, and so did a quotient or an amount of too many digits; a quotient valid from year 1
+    or until 9999 was recorded.  Each now comes back with its message and what was typed."""
     slug = "saint-loubes"
     client = world.client("agent", slug)
     family_id = world.fresh_billed_family(slug)
@@ -962,6 +962,14 @@ def test_digits_that_are_not_ascii_and_far_dates_in_billing_forms_say_why(world)
         body = res.get_data(as_text=True)
         assert res.status_code == 422 and judge(res) == [] and message in body, fields
         assert all(f'value="{v}"' in body for v in fields.values()), fields
+    account = f"/{slug}/admin/facturation/familles/{family_id}/compte"  # 101 digits: no Decimal quantizes them
+    token = csrf_of(client.get(account).get_data(as_text=True))
+    invoice_id = world.c[slug].invoice_ids[-1]
+    for amount in ("9" * 101, "1e30"):
+        res = client.post(account, data={"csrf_token": token, "factures": invoice_id, "montant": amount,
+                                         "mode": "especes", "date": today})
+        assert res.status_code == 422 and judge(res) == [], amount
+        assert f"« {amount} » n&#39;est pas un montant" in res.get_data(as_text=True), amount
     tariffs = f"/{slug}/admin/facturation/tarifs"
     token = csrf_of(client.get(tariffs).get_data(as_text=True))
     try:

@@ -139,7 +139,7 @@ def money(raw, *, field: str = "price") -> Decimal:
         value = Decimal(text)
     except (InvalidOperation, ValueError):
         raise ConfigError(str(_l("« %(value)s » n'est pas un montant (exemple : 12,50).", value=raw)), field) from None
-    if not value.is_finite():
+    if not value.is_finite() or value.adjusted() > 15:  # 10^16 €: none, and quantize() needs its 28 digits
         raise ConfigError(str(_l("« %(value)s » n'est pas un montant (exemple : 12,50).", value=raw)), field)
     if value < 0:
         raise ConfigError(str(_l("Un tarif ne peut pas être négatif (%(value)s).", value=raw)), field)
