@@ -14,6 +14,7 @@ from sqlalchemy import select
 from core import clock
 from core.billing.models import QF_SOURCES, Quotient
 from core.billing.pricing import FamilyPricing, QFPeriod
+from core.bounds import FIRST_DAY, LAST_DAY, day_in_range
 from core.dossier.changes import close_change
 from core.dossier.models import CHANGE_PENDING, OP_CREATE, FamilyChange
 from core.dossier.records import family_file
@@ -40,9 +41,9 @@ def parse_qf(raw) -> int:
     text = str(raw or "").strip().replace(" ", "").replace("\u00a0", "")
     if not text:
         raise QuotientError(str(_l("Indiquez le quotient familial.")), "value")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²" is a digit that int() does not read
         raise QuotientError(str(_l("Le quotient familial s'écrit en chiffres seulement (exemple : 742).")), "value")
-    value = int(text)
+    value = int(text) if len(text) <= len(str(QF_MAX)) + 2 else QF_MAX + 1  # 5,000 digits: no int() of them
     if value > QF_MAX:
         raise QuotientError(str(_l("Le quotient familial est compris entre 0 et 99 999.")), "value")
     return value
@@ -56,6 +57,11 @@ def record(family: Family, *, value, source: str, valid_from: date | None, valid
         raise QuotientError(str(_l("Choisissez la source du quotient (CAF, MSA, avis d'imposition…).")), "source")
     if valid_from is None:
         raise QuotientError(str(_l("Indiquez la date de début de validité.")), "valid_from")
+    for day, field in ((valid_from, "valid_from"), (valid_to, "valid_to")):
+        if day is not None and not day_in_range(day):  # year 1 or 9999: no QF is valid then
+            raise QuotientError(str(_l("Date hors limites : « %(text)s » (entre %(first)s et %(last)s).",
+                                       text=day.strftime("%d/%m/%Y"), first=FIRST_DAY.strftime("%d/%m/%Y"),
+                                       last=LAST_DAY.strftime("%d/%m/%Y"))), field)
     if valid_to is not None and valid_to < valid_from:
         raise QuotientError(str(_l("La fin de validité précède son début.")), "valid_to")
     row = Quotient(family_id=family.id, value=qf, source=source, valid_from=valid_from, valid_to=valid_to,
@@ -126,6 +132,13 @@ def justificatif_path(tenant_slug: str, name: str | None) -> Path | None:
         return None
     path = uploads_root() / tenant_slug / "justificatifs" / name
     return path if path.is_file() else None
+
+
+def discard_justificatif(tenant_slug: str, name: str | None) -> None:
+    """A justificatif stored for a request that was then refused (its QF unreadable, one already pending)."""
+    path = justificatif_path(tenant_slug, name)
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 def request_change(family: Family, user, *, document: str, value=None, comment: str = "") -> FamilyChange:
