@@ -34,32 +34,38 @@ def pay_settings(billing_settings):
     return set_
 
 
-@pytest.fixture
-def make_invoice(app, tenants):
-    """make_invoice(family, "12.50", due_in=10) → invoice id, published as a run leaves it."""
+def add_invoice(family_id: int, total, *, due_in: int = 10, issued_ago: int = 5):
+    """A published invoice of the family (numbered, with a line), as a run leaves it, inside the
+    commune's scope (flushed, not committed)."""
     from core.billing.invoices import allocate_numbers, number_of
     from core.billing.models import DOC_INVOICE, Invoice, InvoiceLine
     from core.billing.runs import config
     from core.models import Family
 
+    regie = config().regie
+    today = clock.today()
+    issued = today - timedelta(days=issued_ago)
+    [seq] = allocate_numbers(regie.code, issued.year, 1)
+    amount = Decimal(str(total))
+    family = db.session.get(Family, family_id)
+    invoice = Invoice(regie=regie.code, year=issued.year, sequence=seq, number=number_of(regie, issued.year, seq),
+                      kind=DOC_INVOICE, family_id=family_id, family_name=family.name, issued_on=issued,
+                      due_on=today + timedelta(days=due_in), total=amount)
+    invoice.lines.append(InvoiceLine(tenant_id=family.tenant_id, child_name="Lou", activity_name="Kids", day=issued,
+                                     unit="Matin", quantity=Decimal("1.00"), unit_price=amount, amount=amount))
+    db.session.add(invoice)
+    db.session.flush()
+    return invoice
+
+
+@pytest.fixture
+def make_invoice(app, tenants):
+    """make_invoice(family, "12.50", due_in=10) → invoice id, published as a run leaves it."""
+
     def factory(family, total, *, due_in=10, issued_ago=5):
         with app.app_context(), tenant_scope(family["tenant_id"]):
-            regie = config().regie
-            today = clock.today()
-            issued = today - timedelta(days=issued_ago)
-            [seq] = allocate_numbers(regie.code, issued.year, 1)
-            amount = Decimal(str(total))
-            invoice = Invoice(regie=regie.code, year=issued.year, sequence=seq,
-                              number=number_of(regie, issued.year, seq), kind=DOC_INVOICE,
-                              family_id=family["family_id"],
-                              family_name=db.session.get(Family, family["family_id"]).name,
-                              issued_on=issued, due_on=today + timedelta(days=due_in), total=amount)
-            invoice.lines.append(InvoiceLine(tenant_id=family["tenant_id"], child_name="Lou", activity_name="Kids",
-                                             day=issued, unit="Matin", quantity=Decimal("1.00"), unit_price=amount,
-                                             amount=amount))
-            db.session.add(invoice)
+            out = add_invoice(family["family_id"], total, due_in=due_in, issued_ago=issued_ago).id
             db.session.commit()
-            out = invoice.id
             db.session.remove()
         return out
 

@@ -126,6 +126,7 @@ class _Parser(HTMLParser):
         self.page = page
         self.forms: list[Form] = []
         self.form: Form | None = None
+        self.by_id: dict[str, Form] = {}   # a field outside its form names it (form="pay-form")
         self.select: Field | None = None
         self.textarea: Field | None = None
         self.text = ""
@@ -136,13 +137,26 @@ class _Parser(HTMLParser):
             if (a.get("method") or "get").lower() == "post":
                 self.form = Form(action=a.get("action") or self.page, source=self.page)
                 self.forms.append(self.form)
+                if a.get("id"):
+                    self.by_id[a["id"]] = self.form
             else:
                 self.form = None
             return
         if "hx-post" in a:
             self._htmx(tag, a)
-        if self.form is None:
+        if tag == "option" and self.select is not None:
+            self.select.add(a.get("value", ""))
             return
+        owner = self.by_id.get(a["form"]) if a.get("form") else self.form
+        if owner is None:
+            return
+        outer, self.form = self.form, owner
+        try:
+            self._field(tag, a)
+        finally:
+            self.form = outer
+
+    def _field(self, tag, a):
         name = a.get("name")
         if tag == "input" and name:
             kind = (a.get("type") or "text").lower()
@@ -158,8 +172,6 @@ class _Parser(HTMLParser):
             self.form.add(name, "button", a.get("value", ""))
         elif tag == "select" and name:
             self.select = self.form.add(name, "select", multiple="multiple" in a)
-        elif tag == "option" and self.select is not None:
-            self.select.add(a.get("value", ""))
         elif tag == "textarea" and name:
             self.textarea, self.text = self.form.add(name, "textarea"), ""
 
@@ -354,8 +366,9 @@ def _off_site(location: str) -> bool:
     return parts.netloc not in ("", "localhost")
 
 
-def judge(response) -> list[str]:
-    """What a user would find wrong with this answer (empty when it is fine)."""
+def judge(response, *, machine: bool = False) -> list[str]:
+    """What a user would find wrong with this answer (empty when it is fine).  `machine`: a route a
+    server calls (a payment backend's notification), whose refusals are short text/plain answers."""
     problems = []
     status = response.status_code
     if status >= 500:
@@ -369,7 +382,10 @@ def judge(response) -> list[str]:
         elif _off_site(location):
             problems.append(f"redirection hors du site : {location!r}")
     body = response.get_data(as_text=True) if response.mimetype == "text/html" else ""
-    if 400 <= status < 500:
+    if machine and response.mimetype == "text/plain":
+        if status >= 400 and not response.get_data(as_text=True).strip():
+            problems.append(f"réponse {status} vide")
+    elif 400 <= status < 500:
         if not body.strip():
             problems.append(f"page {status} vide")
         elif "<h1" not in body or '<html lang="fr"' not in body:
@@ -384,12 +400,12 @@ class SweepFailure(AssertionError):
     """A submission whose answer a user would see as broken (the message says which and why)."""
 
 
-def send_and_judge(send: Callable[[Submission], object], sub: Submission, label: str):
+def send_and_judge(send: Callable[[Submission], object], sub: Submission, label: str, *, machine: bool = False):
     try:
         response = send(sub)
     except Exception as exc:  # noqa: BLE001 (an exception escaping the view is the 500 we look for)
         raise SweepFailure(f"{label}: {type(exc).__name__}: {str(exc)[:300]} — {sub!r}") from exc
-    problems = judge(response)
+    problems = judge(response, machine=machine)
     if problems:
         raise SweepFailure(f"{label}: {'; '.join(problems)} — {sub!r}")
     return response
@@ -397,7 +413,7 @@ def send_and_judge(send: Callable[[Submission], object], sub: Submission, label:
 
 def sweep(send: Callable[[Submission], object], form: Form, *, today: date, label: str, ids: list[str] = (),
           passwords: list[str] = (), emails: list[str] = (), htmx: bool | None = None,
-          max_examples: int | None = None) -> None:
+          max_examples: int | None = None, machine: bool = False) -> None:
     """Hypothesis over the form's submissions; raises SweepFailure (with the smallest example found)."""
     strategy = submissions(form, today=today, ids=list(ids), passwords=list(passwords), emails=list(emails),
                            htmx=(None if form.htmx else False) if htmx is None else htmx)
@@ -406,7 +422,7 @@ def sweep(send: Callable[[Submission], object], form: Form, *, today: date, labe
     @settings(profile, max_examples=max_examples or profile.max_examples)
     @given(sub=strategy)
     def run(sub):
-        send_and_judge(send, sub, label)
+        send_and_judge(send, sub, label, machine=machine)
 
     if SEED is not None:
         run = seed(int(SEED))(run)

@@ -44,11 +44,14 @@ class Commune:
     free_type_id: int = 0    # a piece for the family without end, required by nothing
     piece_ids: list[int] = field(default_factory=list)  # the family's pieces (validated, refused), then pending ones
     feed_id: int = 0         # the family's calendar feed
+    invoice_ids: list[int] = field(default_factory=list)  # the family's published invoices (unpaid), then fresh ones
+    mandate_id: int = 0      # the neighbour family's active mandate (its invoices are under debit)
 
     def ids(self) -> list[int]:
         return [self.family_id, self.other_family_id, *self.kids, self.other_kid, self.units_id, self.sessions_id,
                 self.open_id, self.contact_id, self.resp_id, *self.slots[:3], *self.session_slots[:2],
-                self.fam_type_id, self.kid_type_id, self.free_type_id, *self.piece_ids[:3], self.feed_id]
+                self.fam_type_id, self.kid_type_id, self.free_type_id, *self.piece_ids[:3], self.feed_id,
+                *self.invoice_ids[:2], self.mandate_id]
 
 
 class World:
@@ -66,6 +69,9 @@ class World:
             self.tenant_ids = {t.slug: t.id for t in db.session.scalars(select(Tenant))}
             db.session.remove()
         self.n = 0
+        self.batch_of: dict[int, int] = {}  # exported debit -> its pain.008 file
+        self.watched: dict[str, tuple] = {}
+        self.billing: dict[str, dict] = {}    # commune -> its billing settings  # commune -> (transaction swept, receipts before)
         self.c = {slug: self._build(slug) for slug in COMMUNES}
         self.support_id = self._support()
 
@@ -108,8 +114,8 @@ class World:
     def _build(self, slug) -> Commune:
         from core import calendar_feed as cf
         from core.activity_config import upsert_activity
-        from core.dossier import ChildContact
-        from core.dossier_services import responsables
+        from core.dossier.models import ChildContact
+        from core.dossier.records import responsables
         from core.models import INSCRIPTION_ACCEPTED, ROLE_AGENT, ROLE_PARENT, Inscription, Slot
 
         c = Commune(slug=slug, tenant_id=self.tenant_ids[slug])
@@ -166,9 +172,57 @@ class World:
             c.contact_id, c.resp_id = contact.id, resp.id
             self._pieces(c, slug, family, units, opened)
             c.feed_id = cf.create_feed(family.id, parent).id
+            self._billing(c, agent, units)
 
         self.inside(slug, make)
         return c
+
+    def _billing(self, c: Commune, agent, units) -> None:
+        """The commune's régie as its billing.toml has it (online payment through the stand-in, SEPA),
+        every agent reading IBANs, the tariffs of the sweep's days; the family's two published invoices
+        (one due soon, one overdue); the neighbour family under an active mandate, an invoice of its
+        planned for debit; the family's elder child booked today (pointage)."""
+        from core.admin_services import update_settings
+        from core.billing import mandates
+        from core.dossier.models import FamilyChange
+        from core.models import RES_RESERVED, Child, Reservation, Slot
+        from tenants.models import Tenant
+        from tests.billing_helpers import TEST_BILLING
+        from tests.payment_helpers import IBAN_OK, add_invoice
+
+        tenant = db.session.get(Tenant, c.tenant_id)
+        billing = dict(tenant.setting("billing", default={}) or {})
+        billing["regie"] = {**billing["regie"], "iban_readers": [], "online_payment": True}
+        billing["tariffs"] = [*billing.get("tariffs", []),
+                              *({**t, "activity": units.code} for t in TEST_BILLING["tariffs"])]
+        update_settings(tenant, billing=billing)
+        self.billing[c.slug] = billing
+        db.session.flush()
+        c.invoice_ids = [add_invoice(c.family_id, "12.50", due_in=10).id,
+                         add_invoice(c.family_id, "7.30", due_in=-5, issued_ago=40).id]
+        other = db.session.get(Child, c.other_kid).family
+        mandate = mandates.sign(other, agent, holder="Dominique Voisin", iban=IBAN_OK, bic="", accepted=True,
+                                actor="Agent Balayage")
+        mandates.activate(db.session.get(FamilyChange, mandate.change_id), "Agent Balayage")
+        c.mandate_id = mandate.id
+        self._debit_planned(c)
+        today = clock.today()
+        for slot in db.session.scalars(select(Slot).where(Slot.activity_id == units.id, Slot.day == today)):
+            db.session.add(Reservation(child_id=c.kids[0], slot_id=slot.id, activity_id=units.id,
+                                       family_id=c.family_id, status=RES_RESERVED))
+            slot.taken += 1
+        db.session.flush()
+
+    def _debit_planned(self, c: Commune) -> int:
+        """An invoice of the neighbour family under debit (its mandate is active), as a publication leaves it."""
+        from core.billing.runs import _Document
+        from core.billing.sepa import plan_debits
+        from tests.payment_helpers import add_invoice
+
+        invoice = add_invoice(c.other_family_id, "21.40", due_in=20)
+        plan_debits([_Document(invoice.id, invoice.family_id, invoice.regie, invoice.number, invoice.kind,
+                               invoice.total)])
+        return invoice.id
 
     def _pieces(self, c: Commune, slug, family, units, opened) -> None:
         """The commune's piece types, a piece of the family validated until soon (announced) and a
@@ -329,29 +383,30 @@ class World:
 
     def fresh_change(self, slug) -> int:
         """A change of the family waiting for the commune (a new child)."""
-        from core import dossier_services as ds
+        from core.dossier.changes import propose_create
+        from core.dossier.fields import ENTITY_CHILD
         from core.models import Family, User
 
         c = self.c[slug]
 
         def make():
-            change = ds.propose_create(
+            change = propose_create(
                 family=db.session.get(Family, c.family_id), user=db.session.get(User, c.parent_id),
-                entity=ds.ENTITY_CHILD, values={"first_name": f"Léo{self._next()}", "last_name": "Balayage",
-                                                "birth_date": clock.today() - timedelta(days=800)})
+                entity=ENTITY_CHILD, values={"first_name": f"Léo{self._next()}", "last_name": "Balayage",
+                                             "birth_date": clock.today() - timedelta(days=800)})
             db.session.flush()
             return change.id
 
         return self.inside(slug, make)
 
     def fresh_deletion(self, slug) -> int:
-        from core import dossier_services as ds
+        from core.dossier.deletion import request_account_deletion
         from core.models import User
 
         user_id = self.fresh_parent(slug)
 
         def make():
-            row = ds.request_account_deletion(db.session.get(User, user_id), "Nous déménageons.")
+            row = request_account_deletion(db.session.get(User, user_id), "Nous déménageons.")
             db.session.flush()
             return row.id
 
@@ -410,7 +465,7 @@ class World:
         return self.inside(slug, make)
 
     def fresh_contact(self, slug) -> int:
-        from core.dossier import ChildContact
+        from core.dossier.models import ChildContact
 
         c = self.c[slug]
 
@@ -513,15 +568,15 @@ class World:
         return self.inside(slug, make)
 
     def invitation_token(self, slug) -> str:
-        from core import dossier_services as ds
+        from core.dossier.membership import invite_coparent
         from core.models import OutboxMail, User
 
         user_id = self.fresh_parent(slug)
 
         def make():
             user = db.session.get(User, user_id)
-            ds.invite_coparent(family=user.family, inviter=user, email=f"invite{self._next()}@{slug}.test",
-                               first_name="Alex", last_name="Invité")
+            invite_coparent(family=user.family, inviter=user, email=f"invite{self._next()}@{slug}.test",
+                            first_name="Alex", last_name="Invité")
             db.session.flush()
             mail = db.session.scalars(select(OutboxMail).order_by(OutboxMail.id.desc())).first()
             return mail.context["path"].rsplit("/", 1)[1]
@@ -534,6 +589,174 @@ class World:
 
         user_id = self.fresh_parent(slug)
         return self.inside(slug, lambda: accounts.issue_token(db.session.get(User, user_id), "reset", 2))
+
+    # -- billing and payments: what a route uses up
+
+    def fresh_invoice(self, slug, *, due_in: int = 10, issued_ago: int = 5, family_id: int | None = None) -> int:
+        """A published invoice of the family (unpaid), due in `due_in` days."""
+        from tests.payment_helpers import add_invoice
+
+        c = self.c[slug]
+
+        def make():
+            invoice = add_invoice(family_id or c.family_id, "12.50", due_in=due_in, issued_ago=issued_ago)
+            c.invoice_ids.append(invoice.id)
+            return invoice.id
+
+        return self.inside(slug, make)
+
+    def family_to_bill(self, slug) -> int:
+        """The family, with an invoice to pay (the sweep may have paid the others)."""
+        self.fresh_invoice(slug)
+        return self.c[slug].family_id
+
+    def fresh_billing_run(self, slug) -> int:
+        """A computed draft of this month for an activity of its own, with an adjustment line of the
+        family (something to publish)."""
+        from core.billing import runs
+
+        activity_id = self.fresh_activity(slug)
+        c = self.c[slug]
+
+        def make():
+            run = runs.create_run(clock.today().replace(day=1), [activity_id], actor="Agent Balayage")
+            runs.add_adjustment(run.id, c.family_id, label="Régularisation", amount_raw="4,20",
+                                actor="Agent Balayage")
+            runs.compute(run.id, actor="Agent Balayage")
+            return run.id
+
+        return self.inside(slug, make)
+
+    def fresh_receipt(self, slug) -> int:
+        """A counter payment (cash) over a new invoice of the family."""
+        from core.billing import payments
+
+        invoice_id = self.fresh_invoice(slug)
+        c = self.c[slug]
+
+        def make():
+            receipt = payments.record_counter_payment(c.family_id, [invoice_id], amount_raw="12,50",
+                                                      paid_on=clock.today(), method="especes", reference="",
+                                                      actor="Agent Balayage")
+            return receipt.id
+
+        return self.inside(slug, make)
+
+    def fresh_billed_family(self, slug) -> int:
+        """A family of its own (no mandate yet), with an invoice."""
+        family_id = self.fresh_family_without_account(slug)
+        self.fresh_invoice(slug, family_id=family_id)
+        return family_id
+
+    def fresh_mandate(self, slug) -> int:
+        """A mandate of a family of its own, recorded on paper: waiting for validation, or (every other
+        one) active."""
+        from core.billing import mandates
+        from core.dossier.models import FamilyChange
+        from core.models import Family, User
+        from tests.payment_helpers import IBAN_OK
+
+        family_id = self.fresh_family_without_account(slug)
+        c = self.c[slug]
+
+        def make():
+            mandate = mandates.sign(db.session.get(Family, family_id), db.session.get(User, c.agent_id),
+                                    holder="Alix Mandat", iban=IBAN_OK, bic="", accepted=True, actor="Agent Balayage")
+            if self._next() % 2:
+                mandates.activate(db.session.get(FamilyChange, mandate.change_id), "Agent Balayage")
+            return mandate.id
+
+        return self.inside(slug, make)
+
+    def debit_planned(self, slug) -> int:
+        """An invoice of the neighbour family planned for debit (the file then has something to take)."""
+        return self.inside(slug, lambda: self._debit_planned(self.c[slug]))
+
+    def fresh_exported_debit(self, slug) -> int:
+        """A debit sent to the bank in a pain.008 (it can be rejected); its file is `self.batch_of[id]`."""
+        from core.billing import sepa
+        from core.billing.bank import earliest_collection
+        from core.billing.payment_models import Debit
+        from core.billing.runs import config
+        from core.models import User
+
+        invoice_id = self.debit_planned(slug)
+        c = self.c[slug]
+
+        def make():
+            day = earliest_collection(clock.today(), config().regie.sepa_lead_days)
+            batch = sepa.export(day, agent=db.session.get(User, c.agent_id), actor="Agent Balayage")
+            debit = db.session.scalars(select(Debit).where(Debit.invoice_id == invoice_id)).one()
+            return debit.id, batch.id
+
+        debit_id, batch_id = self.inside(slug, make)
+        self.batch_of[debit_id] = batch_id
+        return debit_id
+
+    def fresh_qf_family(self, slug) -> int:
+        """A family of its own whose request to change its quotient (a justificatif) waits for the commune."""
+        from core.billing import quotients as qfs
+        from core.models import Family, User
+        from tests.post_sweep import PDF_TINY
+
+        user_id = self.fresh_parent(slug)
+
+        def make():
+            user = db.session.get(User, user_id)
+            name = qfs.store_justificatif(slug, PDF_TINY)
+            qfs.request_change(db.session.get(Family, user.family_id), user, document=name, value="640",
+                               comment="Nouvelle attestation CAF")
+            return user.family_id
+
+        return self.inside(slug, make)
+
+    def start_payment(self, slug) -> tuple[int, str]:
+        """The family starts paying a new invoice online: (transaction id, the stand-in page's URL)."""
+        from flask import url_for
+
+        from core.billing import online
+        from core.models import User
+
+        invoice_id = self.fresh_invoice(slug)
+        c = self.c[slug]
+
+        def make():
+            user = db.session.get(User, c.parent_id)
+            tx, url = online.start(c.family_id, [invoice_id], user=user, email=user.email,
+                                   return_url=lambda tx_id: url_for("billing.payment_return", tenant=slug,
+                                                                    tx_id=tx_id, _external=True),
+                                   notify_url=url_for("billing.payment_notify", tenant=slug, _external=True),
+                                   origin="Balayage")
+            return tx.id, url
+
+        return self.inside(slug, make)
+
+    def standin_page(self, slug) -> tuple[int, str]:
+        """(transaction id, the stand-in payment page (path and query)) of a payment just started."""
+        from urllib.parse import urlsplit
+
+        tx_id, url = self.start_payment(slug)
+        parts = urlsplit(url)
+        return tx_id, f"{parts.path}?{parts.query}"
+
+    def notification(self, slug, outcome: str = "ok") -> tuple[int, dict]:
+        """(transaction id, what the stand-in sends the notification URL) for a payment just started."""
+        from urllib.parse import parse_qs, urlsplit
+
+        from core.billing import online
+
+        tx_id, url = self.start_payment(slug)
+        fields = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+        with self.app.app_context():
+            return tx_id, online.standin_notification(fields, outcome)
+
+    def put_back_billing(self, slug) -> None:
+        """The commune's régie and tariffs as the world set them (after a sweep of the Tarifs form)."""
+        from core.admin_services import update_settings
+        from tenants.models import Tenant
+
+        self.inside(slug, lambda: update_settings(db.session.get(Tenant, self.tenant_ids[slug]),
+                                                  billing=self.billing[slug]))
 
     # -- users
 

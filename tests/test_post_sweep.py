@@ -26,6 +26,7 @@ import io
 import re
 import shutil
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
 
@@ -74,6 +75,7 @@ def world(app, tmp_path_factory):
         mp.setitem(app.config, "UPLOADS_DIR", str(tmp / "uploads"))
         mp.setitem(app.config, "PIECES_STORAGE_DIR", str(tmp / "pieces"))
         mp.setitem(app.config, "PIECES_MAX_BYTES", PIECES_MAX_BYTES)  # the junk's 1 MiB file is then too large
+        mp.setitem(app.config, "PAYMENT_STANDIN_TRANSPORT", _server_to_server(app))
         app.extensions.pop("pieces_storage", None)
         with app.app_context(), unscoped():
             saved = {t.id: (t.name, copy.deepcopy(t.settings)) for t in db.session.scalars(select(Tenant))}
@@ -93,6 +95,16 @@ def world(app, tmp_path_factory):
             limiter.reset()
             set_tenant_id(None)
             app.extensions.pop("pieces_storage", None)
+
+
+def _server_to_server(app):
+    """The stand-in's call of the notification URL, through a client of its own (no cookies)."""
+    from urllib.parse import urlsplit
+
+    def transport(url, data):
+        return app.test_client().post(urlsplit(url).path, data=data).status_code
+
+    return transport
 
 
 @pytest.fixture(autouse=True)
@@ -116,6 +128,9 @@ class Target:
     ids: tuple = ()                 # URL values that name a row: another commune's, unknown, too large -> 404
     fresh: bool = False             # a parent of its own (the route logs out, changes the password…)
     commune: str | None = None      # pinned to a commune (else one in turn)
+    form: object = None             # (world, slug) -> the Form, for a route no page posts to (a backend's call)
+    csrf: bool = True               # False: server to server, no session (a signature is checked instead)
+    after: object = None            # (world, prepared) -> checks once the route is swept, or puts back what it changed
 
 
 def _cart(w, s):
@@ -140,6 +155,73 @@ def _feed(w, s):
     "Désactiver l'adresse"); nothing in the URL."""
     w.feed(s)
     return {}
+
+
+def _to_pay(w, s):
+    """The family has an invoice to pay online (the sweep may have paid the others); nothing in the URL."""
+    w.fresh_invoice(s)
+    return {}
+
+
+def _debit_planned(w, s):
+    """An invoice is planned for debit (the file then has something to take); nothing in the URL."""
+    w.debit_planned(s)
+    return {}
+
+
+def _billing_run(w, s):
+    return {"run_id": w.fresh_billing_run(s)}
+
+
+def _run_page(w, s, url):
+    return url.rsplit("/", 1)[0]
+
+
+def _notification_form(w, s) -> Form:
+    """What the stand-in sends the notification URL for a payment just started (signed: the sweep's
+    plausible submissions are genuine, its junk forged)."""
+    tx_id, data = w.notification(s)
+    w.watched[s] = (tx_id, _online_receipts(w, s))
+    form = Form(action=f"/{s}/paiements/notification", source="(le serveur de paiement)")
+    for name, value in data.items():
+        form.add(name, "hidden", value)
+    return form
+
+
+def _online_receipts(w, s) -> dict[int, int]:
+    """{transaction id: its receipts} in the commune."""
+    from sqlalchemy import func
+
+    from core.billing.payment_models import Receipt
+
+    return w.inside(s, lambda: dict(db.session.execute(
+        select(Receipt.transaction_id, func.count()).where(Receipt.transaction_id.is_not(None))
+        .group_by(Receipt.transaction_id)).all()))
+
+
+def _standin_page(w, s, url):
+    """The stand-in page of a payment just started (its form's « Payer » notifies the portal)."""
+    tx_id, page = w.standin_page(s)
+    w.watched[s] = (tx_id, _online_receipts(w, s))
+    return page
+
+
+def _paid_at_most_once(w, p) -> None:
+    """After a sweep of the payment's notification (or of the stand-in that sends it): at most one
+    receipt for the transaction swept, of its amount, and nothing recorded for any other."""
+    from core.billing.payment_models import OnlineTransaction, Receipt
+
+    tx_id, before = w.watched.pop(p.slug)
+    after = _online_receipts(w, p.slug)
+    assert {k: v for k, v in after.items() if k != tx_id} == before, "un paiement enregistré pour une autre transaction"
+
+    def read():
+        tx = db.session.get(OnlineTransaction, tx_id)
+        amounts = db.session.scalars(select(Receipt.amount).where(Receipt.transaction_id == tx_id)).all()
+        return tx.amount, amounts
+
+    amount, amounts = w.inside(p.slug, read)
+    assert amounts in ([], [amount]), (tx_id, amount, amounts)
 
 
 PIECES_MAX_BYTES = 1024 * 1024  # for the sweep: a "large body" stays small (the 30 Mo case: tests/test_pieces.py)
@@ -256,6 +338,48 @@ TARGETS: dict[str, Target] = {
     "/<tenant>/admin/pieces/types/nouveau": Target("agent"),
     "/<tenant>/admin/pieces/types/<int:type_id>": Target(
         "agent", args=lambda w, s: {"type_id": w.fresh_piece_type(s)}, ids=("type_id",)),
+    # billing and payments (issues 14 and 15): a parent
+    "/<tenant>/mes-qf-revenus": Target("parent", fresh=True),
+    "/<tenant>/paiements": Target("parent", args=_to_pay, page=lambda w, s, url: f"/{s}/factures"),
+    "/<tenant>/prelevements": Target("parent", fresh=True),
+    "/<tenant>/paiements/page-de-test": Target("parent", page=_standin_page,
+                                               after=lambda w, p: _paid_at_most_once(w, p)),
+    # the payment backend, server to server (no session, no CSRF token: a signature)
+    "/<tenant>/paiements/notification": Target("anonymous", form=_notification_form, csrf=False,
+                                               after=lambda w, p: _paid_at_most_once(w, p)),
+    # billing and payments: an agent
+    "/<tenant>/admin/facturation/": Target("agent"),
+    "/<tenant>/admin/facturation/brouillons/<int:run_id>/ajustement": Target(
+        "agent", args=_billing_run, page=_run_page, ids=("run_id",)),
+    "/<tenant>/admin/facturation/brouillons/<int:run_id>/publier": Target(
+        "agent", args=_billing_run, page=_run_page, ids=("run_id",)),
+    "/<tenant>/admin/facturation/brouillons/<int:run_id>/recalculer": Target(
+        "agent", args=_billing_run, page=_run_page, ids=("run_id",)),
+    "/<tenant>/admin/facturation/factures/<int:invoice_id>": Target(
+        "agent", args=lambda w, s: {"invoice_id": w.fresh_invoice(s)}, ids=("invoice_id",)),
+    "/<tenant>/admin/facturation/factures/<int:invoice_id>/tresor": Target(
+        "agent", args=lambda w, s: {"invoice_id": w.fresh_invoice(s, due_in=-3, issued_ago=35)},
+        page=lambda w, s, url: f"/{s}/admin/facturation/impayes", ids=("invoice_id",)),
+    "/<tenant>/admin/facturation/familles/<int:family_id>/compte": Target(
+        "agent", args=lambda w, s: {"family_id": w.family_to_bill(s)}, ids=("family_id",)),
+    "/<tenant>/admin/facturation/familles/<int:family_id>/mandat": Target(
+        "agent", args=lambda w, s: {"family_id": w.fresh_billed_family(s)},
+        page=lambda w, s, url: url.rsplit("/", 1)[0] + "/compte", ids=("family_id",)),
+    "/<tenant>/admin/facturation/familles/<int:family_id>/qf": Target(
+        "agent", args=lambda w, s: {"family_id": w.fresh_qf_family(s)}, ids=("family_id",)),
+    "/<tenant>/admin/facturation/mandats/<int:mandate_id>": Target(
+        "agent", args=lambda w, s: {"mandate_id": w.fresh_mandate(s)}, ids=("mandate_id",)),
+    "/<tenant>/admin/facturation/pointage": Target(
+        "agent", page=lambda w, s, url: f"{url}?activite={w.c[s].units_id}&jour={clock.today().isoformat()}"),
+    "/<tenant>/admin/facturation/prelevements": Target("agent", args=_debit_planned),
+    "/<tenant>/admin/facturation/prelevements/<int:debit_id>/rejet": Target(
+        "agent", args=lambda w, s: {"debit_id": w.fresh_exported_debit(s)},
+        page=lambda w, s, url: f"/{s}/admin/facturation/prelevements/lots/{w.batch_of[int(url.split('/')[-2])]}",
+        ids=("debit_id",)),
+    "/<tenant>/admin/facturation/recus/<int:receipt_id>/annuler": Target(
+        "agent", args=lambda w, s: {"receipt_id": w.fresh_receipt(s)}, page=lambda w, s, url: url.rsplit("/", 1)[0],
+        ids=("receipt_id",)),
+    "/<tenant>/admin/facturation/tarifs": Target("agent", after=lambda w, p: w.put_back_billing(p.slug)),
     # support
     "/<tenant>/admin/support-sortie": Target("support_agent", page=lambda w, s, url: f"/{s}/admin/"),
     "/support/communes/<slug>/entrer": Target("support", args=lambda w, s: {"slug": s},
@@ -281,6 +405,12 @@ COMES_BACK = {
     "/<tenant>/famille/enfants/<int:child_id>/sante", "/<tenant>/famille/enfants/nouveau",
     "/<tenant>/famille/invitation/<token>", "/<tenant>/famille/responsables/<int:resp_id>",
     "/<tenant>/famille/supprimer-mon-compte", "/<tenant>/mot-de-passe-oublie", "/support/connexion",
+    # billing and payments
+    "/<tenant>/admin/facturation/brouillons/<int:run_id>/ajustement", "/<tenant>/admin/facturation/factures/<int:invoice_id>",
+    "/<tenant>/admin/facturation/familles/<int:family_id>/compte",
+    "/<tenant>/admin/facturation/familles/<int:family_id>/mandat", "/<tenant>/admin/facturation/familles/<int:family_id>/qf",
+    "/<tenant>/admin/facturation/mandats/<int:mandate_id>", "/<tenant>/admin/facturation/prelevements",
+    "/<tenant>/admin/facturation/tarifs", "/<tenant>/mes-qf-revenus", "/<tenant>/prelevements",
 }
 
 
@@ -319,7 +449,7 @@ class Prepared:
     url: str
     client: object
     form: Form
-    csrf: str
+    csrf: str | None
     values: dict
     page: str
 
@@ -331,6 +461,8 @@ def prepare(app, world: World, rule: str) -> Prepared:
     values.setdefault("tenant", slug)
     url = fill(rule, values)
     client = world.client(target.role, slug, fresh=target.fresh)
+    if target.form is not None:  # no page: the form is what the backend sends
+        return Prepared(rule, slug, url, client, target.form(world, slug), None, values, "")
     page = target.page(world, slug, url) if target.page else url
     res = client.get(page)
     assert res.status_code in (200, 410), f"{page} : {res.status_code}"  # 410: a dead link's page, with its form
@@ -363,6 +495,16 @@ def _baseline(p: Prepared) -> list[tuple[str, str]]:
     buttons (a browser sends the one clicked: "Ajouter des lignes" is not "Enregistrer")."""
     return [(n, f.values[0] if f.values else "") for n, f in p.form.fields.items()
             if not n.endswith("csrf_token") and f.kind not in ("file", "button")]
+
+
+def check_reached(p: Prepared, machine: bool) -> None:
+    """The form as its page offers it, its first button clicked, reaches the route's work: a redirect or
+    a page, or a refusal of what is (not) typed, never a 404 (the world lacks nothing it names)."""
+    buttons = [(n, f.values[0] if f.values else "") for n, f in p.form.fields.items() if f.kind == "button"]
+    data = MultiDict(_baseline(p) + buttons[:1] + ([("csrf_token", p.csrf)] if p.csrf else []))
+    res = p.client.post(p.url, data=data)
+    assert judge(res, machine=machine) == [], (p.url, judge(res, machine=machine))
+    assert res.status_code != 404, f"{p.url} : le formulaire de {p.page or p.form.source} mène à un 404"
 
 
 def check_csrf(p: Prepared) -> None:
@@ -427,7 +569,10 @@ def test_post_route(app, world, rule):
     that keeps what was typed, then junk (fixed cases, then hypothesis): never a 5xx, error pages in
     French, redirects that stay on the site."""
     p = prepare(app, world, rule)
-    check_csrf(p)
+    target = TARGETS[rule]
+    machine = not target.csrf  # a server's call: its refusals are short text/plain answers
+    if target.csrf:
+        check_csrf(p)
     check_foreign_ids(p, world)
     kept = check_typed_input_kept(p)
     assert kept or rule not in COMES_BACK, f"{p.url} : le formulaire refusé ne revient plus avec la saisie"
@@ -438,9 +583,12 @@ def test_post_route(app, world, rule):
 
     label = f"{p.slug} POST {p.url}"
     for sub in fixed_submissions(p.form, today=today, passwords=[PASSWORD]):
-        send_and_judge(send, sub, label)
+        send_and_judge(send, sub, label, machine=machine)
     sweep(send, p.form, today=today, label=label, ids=_ids_for(world, p.slug), passwords=[PASSWORD],
-          emails=world.emails(p.slug))
+          emails=world.emails(p.slug), machine=machine)
+    check_reached(prepare(app, world, rule), machine)  # on a page of its own: it may log out, delete, publish…
+    if target.after is not None:
+        target.after(world, p)
 
 
 # ---------------------------------------------------------------------------- the report that opened it
@@ -620,11 +768,13 @@ def test_junk_in_a_query_string_is_never_a_5xx(app, world):
     for n, junk in enumerate(QUERY_JUNK):
         slug = COMMUNES[n % len(COMMUNES)]
         query = "&".join(f"{name}={quote(junk)}" for name in QUERY_NAMES)
+        machine = {fill(rule, {"tenant": slug}) for rule, target in TARGETS.items() if not target.csrf}
         for role, urls in _get_pages(app, world, slug).items():
             client = world.client(role, slug)
             for url in urls:
                 res = client.get(f"{url}?{query}")
-                assert judge(res) == [], (role, url, junk, judge(res))
+                verdict = judge(res, machine=url in machine)  # the payment backend's notification: text/plain
+                assert verdict == [], (role, url, junk, verdict)
 
 
 # ---------------------------------------------------------------------------- the sweep catches a 500
@@ -673,3 +823,191 @@ def test_the_sweep_reports_a_planted_500():
     client = throwaway.test_client()
     sweep(lambda sub: client.post("/solide", data=sub.data(None)), Form(action="/solide", fields=form.fields),
           today=today, label="POST /solide", max_examples=30)
+
+
+# ---------------------------------------------------------------------------- the payment backend's notification
+
+def test_a_forged_payment_notification_is_refused_and_records_nothing(world):
+    """The notification URL is public (the payment server calls it, without session nor CSRF token):
+    a notification forged, tampered with, replayed from another commune, unreadable or empty is refused
+    (400, or 404 for a transaction the commune does not have) and records nothing; the genuine one
+    records one receipt, and its replay nothing more."""
+    from core.billing.payment_models import TX_WAITING, OnlineTransaction, Receipt
+
+    slug, other = "saint-aubin-de-medoc", "auray"
+    tx_id, genuine = world.notification(slug)
+    _other_tx, foreign = world.notification(other)
+    _tx, refused = world.notification(slug, "refuse")
+    url = f"/{slug}/paiements/notification"
+    client = world.app.test_client()
+
+    def state():
+        tx = db.session.get(OnlineTransaction, tx_id)
+        receipts = db.session.scalars(select(Receipt.amount).where(Receipt.transaction_id == tx_id)).all()
+        return tx.status, tx.notifications, receipts, tx.amount
+
+    def forged(**changes):
+        return {k: v for k, v in {**genuine, **changes}.items() if v is not None}
+
+    cases = [
+        forged(hmac="0" * 64), forged(hmac="é" * 64), forged(hmac=""), forged(hmac=None), forged(signed=None),
+        forged(hmac=refused["hmac"]),                                 # another outcome's signature
+        forged(amount=str(Decimal(genuine["amount"]) + 1)),           # the amount changed, the signature kept
+        forged(amount="0.01"), forged(transaction_id=foreign["transaction_id"]),
+        forged(montant="abc"), forged(montant="١٢٥٠"), forged(montant="1"),  # PayFiP's field, in cents
+        forged(transaction_id="\x00"), {}, {"transaction_id": ""},
+    ]
+    assert world.inside(slug, state)[:3] == (TX_WAITING, 0, [])
+    for data in cases:
+        res = client.post(url, data=data)
+        assert res.status_code in (400, 404) and judge(res, machine=True) == [], (data, res.status_code)
+    res = client.post(f"/{slug}/paiements/notification", data=foreign)  # Auray's genuine one, at Saint-Aubin
+    assert res.status_code == 404 and judge(res) == []
+    for body, kind in ((b'{"transaction_id": 1, "ok": 1}', "application/json"), (b"\xff\xfe\x00idop=\xc3", "text/plain"),
+                       (b"idOp=" + b"9" * 40, "application/x-www-form-urlencoded"), (b"", "text/plain")):
+        res = client.post(url, data=body, content_type=kind)
+        assert res.status_code in (400, 404) and judge(res, machine=True) == [], (body, res.status_code)
+    query = "&".join(f"{k}={quote(v)}" for k, v in forged(hmac="0" * 64).items())
+    res = client.get(f"{url}?{query}")
+    assert res.status_code == 400 and judge(res, machine=True) == []
+    assert world.inside(slug, state)[:3] == (TX_WAITING, 0, [])  # nothing recorded, not even a status
+
+    for _replay in range(2):
+        res = client.post(url, data=genuine)
+        assert res.status_code == 200 and res.get_data(as_text=True) == "OK"
+    status, notifications, receipts, amount = world.inside(slug, state)
+    assert (status, notifications, receipts) == ("paid", 2, [amount])
+
+
+def test_the_standin_page_refuses_tampered_urls_and_says_when_the_portal_cannot_be_told(app, world):
+    """The local stand-in of the bank's page (development and tests): its return and notification URLs
+    are signed with the rest — changed on the way (a newline, another host, an unreadable URL), the page
+    is not found; when the notification cannot reach the portal, the page says so (no 5xx) and nothing is
+    recorded."""
+    from urllib.parse import parse_qs, urlsplit
+
+    import requests
+
+    from core.billing.payment_models import TX_WAITING, OnlineTransaction, Receipt
+
+    slug = "saint-loubes"
+    tx_id, page = world.standin_page(slug)
+    client = world.client("parent", slug)
+    token = csrf_of(client.get(page).get_data(as_text=True))
+    fields = {k: v[0] for k, v in parse_qs(urlsplit(page).query).items()}
+    path = urlsplit(page).path
+    for key, value in (("return_url", fields["return_url"] + "\r\nX-Evil: 1"), ("return_url", "http://[::1"),
+                       ("return_url", "http://evil.test/" + slug + "/"), ("direct_notification_url", "http://évil/"),
+                       ("amount", "0.01"), ("sig", "é")):
+        for method in ("get", "post"):
+            data = {**fields, key: value, "choix": "payer", "csrf_token": token}
+            res = client.post(path, data=data) if method == "post" else client.get(path, query_string=data)
+            assert res.status_code == 404 and judge(res) == [], (key, value, method, res.status_code)
+
+    def unreachable(url, data):
+        raise requests.ConnectionError("connexion refusée")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(app.config, "PAYMENT_STANDIN_TRANSPORT", unreachable)
+        res = client.post(path, data={**fields, "choix": "payer", "csrf_token": token})
+    assert res.status_code == 409 and judge(res) == []
+    assert "Le portail n&#39;a pas pu être prévenu du paiement" in res.get_data(as_text=True)
+    assert world.inside(slug, lambda: (db.session.get(OnlineTransaction, tx_id).status, db.session.scalars(
+        select(Receipt.id).where(Receipt.transaction_id == tx_id)).all())) == (TX_WAITING, [])
+    res = client.post(path, data={**fields, "choix": "payer", "csrf_token": token})  # the portal is back
+    assert res.status_code == 303 and res.headers["Location"] == fields["return_url"]
+    assert world.inside(slug, lambda: db.session.get(OnlineTransaction, tx_id).status) == "paid"
+
+
+def test_the_tariffs_form_with_numbers_toml_reads_but_no_amount_holds_says_why(world):
+    """Facturation → Tarifs takes the régie as TOML: 1e308, inf or nan where a number is expected answered
+    500 (no Decimal quantizes them), and so did a number of 5,000 digits (tomllib's int() refuses it); a time
+    of day where a text is expected could not be kept (JSON)."""
+    slug = "auray"
+    client = world.client("agent", slug)
+    url = f"/{slug}/admin/facturation/tarifs"
+    token = csrf_of(client.get(url).get_data(as_text=True))
+    try:
+        for toml, message in (("[regie]\nunjustified_absence_pct = 1e308", "« 1e+308 » n&#39;est pas un nombre entier."),
+                              ("[regie]\npayment_day = inf", "« inf » n&#39;est pas un nombre entier."),
+                              ("[regie]\nreminder_days_before = nan", "« nan » n&#39;est pas un nombre entier."),
+                              ("[regie]\npayment_day = " + "9" * 5000, "un nombre a trop de chiffres.")):
+            res = client.post(url, data={"config": toml, "csrf_token": token})
+            body = res.get_data(as_text=True)
+            assert res.status_code == 422 and judge(res) == [] and message in body, toml
+            assert html.escape(toml, quote=False) in body  # what was typed comes back
+        res = client.post(url, data={"config": '[regie]\ncode = "test"\nname = 07:32:00', "csrf_token": token})
+        assert res.status_code == 303
+        assert "07:32:00" in client.get(url).get_data(as_text=True)
+    finally:
+        world.put_back_billing(slug)
+
+
+def test_digits_that_are_not_ascii_and_far_dates_in_billing_forms_say_why(world):
+    """"²" passes str.isdigit() but not int(): a quotient typed "²" and a creditor id (ICS) with "é" or
+    "²" answered 500, and so did a quotient or an amount of too many digits; a quotient valid from year 1
+    or until 9999 was recorded.  Each now comes back with its message and what was typed."""
+    slug = "saint-loubes"
+    client = world.client("agent", slug)
+    family_id = world.fresh_billed_family(slug)
+    url = f"/{slug}/admin/facturation/familles/{family_id}/qf"
+    token = csrf_of(client.get(url).get_data(as_text=True))
+    today = clock.today().isoformat()
+    for fields, message in (({"valeur": "²"}, "Le quotient familial s&#39;écrit en chiffres seulement"),
+                            ({"valeur": "7²"}, "Le quotient familial s&#39;écrit en chiffres seulement"),
+                            ({"valeur": "9" * 5000}, "Le quotient familial est compris entre 0 et 99 999."),
+                            ({"du": "0001-01-01"}, "Date hors limites"), ({"au": "9999-12-31"}, "Date hors limites")):
+        data = {"csrf_token": token, "action": "record", "valeur": "640", "source": "caf", "du": today, **fields}
+        res = client.post(url, data=data)
+        body = res.get_data(as_text=True)
+        assert res.status_code == 422 and judge(res) == [] and message in body, fields
+        assert all(f'value="{v}"' in body for v in fields.values()), fields
+    account = f"/{slug}/admin/facturation/familles/{family_id}/compte"  # 101 digits: no Decimal quantizes them
+    token = csrf_of(client.get(account).get_data(as_text=True))
+    invoice_id = world.c[slug].invoice_ids[-1]
+    for amount in ("9" * 101, "1e30"):
+        res = client.post(account, data={"csrf_token": token, "factures": invoice_id, "montant": amount,
+                                         "mode": "especes", "date": today})
+        assert res.status_code == 422 and judge(res) == [], amount
+        assert f"« {amount} » n&#39;est pas un montant" in res.get_data(as_text=True), amount
+    tariffs = f"/{slug}/admin/facturation/tarifs"
+    token = csrf_of(client.get(tariffs).get_data(as_text=True))
+    try:
+        for ics in ("FR12ZZZé12345", "FR²2ZZZ123456", "FR12ZZZ１２３４５"):
+            res = client.post(tariffs, data={"config": f'[regie]\nsepa_creditor_id = "{ics}"', "csrf_token": token})
+            assert res.status_code == 422 and judge(res) == [], ics
+            assert "L&#39;identifiant créancier SEPA (ICS)" in res.get_data(as_text=True), ics
+    finally:
+        world.put_back_billing(slug)
+
+
+def test_a_refused_quotient_request_keeps_no_justificatif(app, world):
+    """Mes QF/Revenus: a justificatif sent with a quotient typed wrong ("7²", 5,000 digits), or while a
+    request already waits, comes back with its message and leaves no file behind on the server."""
+    from tests.post_sweep import PDF_TINY
+
+    slug = "auray"
+    client = world.client("parent", slug, fresh=True)
+    url = f"/{slug}/mes-qf-revenus"
+    token = csrf_of(client.get(url).get_data(as_text=True))
+    folder = Path(app.config["UPLOADS_DIR"]) / slug / "justificatifs"
+
+    def files():
+        return sorted(folder.glob("*")) if folder.is_dir() else []
+
+    def send(value):
+        return client.post(url, data={"csrf_token": token, "valeur": value, "commentaire": "Attestation",
+                                      "justificatif": (io.BytesIO(PDF_TINY), "caf.pdf")},
+                           content_type="multipart/form-data")
+
+    before = files()
+    for value in ("7²", "9" * 5000, "100000"):
+        res = send(value)
+        assert res.status_code == 422 and judge(res) == [] and value[:50] in res.get_data(as_text=True), value[:10]
+        assert files() == before, value[:10]
+    assert send("640").status_code == 303
+    stored = files()
+    assert len(stored) == len(before) + 1
+    res = send("700")  # one request already waits
+    assert res.status_code == 422 and "est en attente de validation par la collectivité" in res.get_data(as_text=True)
+    assert files() == stored

@@ -14,14 +14,15 @@ from blueprints.admin.common import actor_name, audit, no_change
 from blueprints.billing import admin_bp as bp
 from blueprints.billing.common import committing, parse_date, pdf_response
 from core import clock
-from core import dossier_services as ds
 from core.admin_services import update_settings
 from core.billing import attendance, runs
 from core.billing import config as bconf
 from core.billing import invoices as inv
 from core.billing import quotients as qfs
 from core.billing.models import BillingRun, Invoice
-from core.dossier import FamilyChange
+from core.bounds import as_ids
+from core.dossier.models import FamilyChange
+from core.dossier.summaries import change_rows
 from core.locking import Busy
 from core.models import Activity, Family
 from extensions import db
@@ -43,8 +44,7 @@ def index():
     if request.method == "POST":
         try:
             month = runs.parse_month(request.form.get("mois"))
-            run = runs.create_run(month, [x for x in request.form.getlist("activites") if x.isdigit()],
-                                  actor=actor_name())
+            run = runs.create_run(month, as_ids(request.form.getlist("activites")), actor=actor_name())
             runs.compute(run.id, actor=actor_name())
             audit(_("Facturation : brouillon de %(month)s", month=month.strftime("%m/%Y")))
             return redirect(url_for("billing_admin.run", run_id=run.id), code=303)
@@ -55,7 +55,7 @@ def index():
     last = (clock.today().replace(day=1) - timedelta(days=1)).replace(day=1)
     return render_template("billing/admin/index.html", runs=runs.runs(), activities=_activities(), error=error,
                            month=request.form.get("mois") or last.strftime("%Y-%m"),
-                           chosen={int(x) for x in request.form.getlist("activites") if x.isdigit()}), \
+                           chosen=set(as_ids(request.form.getlist("activites")))), \
         (422 if error else 200)
 
 
@@ -66,15 +66,21 @@ def _run(run_id: int) -> BillingRun:
 @bp.get("/brouillons/<int:run_id>")
 @agent_required
 def run(run_id):
-    r = _run(run_id)
+    return _run_page(_run(run_id))
+
+
+def _run_page(r: BillingRun, error=None):
     names = {a.id: a.name for a in _activities()}
     return render_template("billing/admin/run.html", run=r, families=runs.summary(r),
                            activity_names=[names.get(a, "?") for a in r.activity_ids],
                            invoices=inv.statements(list(db.session.scalars(
-                               select(Invoice).where(Invoice.run_id == r.id).order_by(Invoice.sequence)))))
+                               select(Invoice).where(Invoice.run_id == r.id).order_by(Invoice.sequence)))),
+                           error=error, form=request.form if error else {}), (422 if error else 200)
 
 
-def _act(run_id: int, action, done: str):
+def _act(run_id: int, action, done: str, typed: tuple = ()):
+    """Act on the run, then back to it; a refusal of what was typed (`typed`: the error's fields)
+    comes back with the message next to the field and the input kept."""
     r = _run(run_id)
     here = url_for("billing_admin.run", run_id=r.id)
     try:
@@ -83,6 +89,8 @@ def _act(run_id: int, action, done: str):
     except runs.RunError as err:
         db.session.rollback()
         no_change()
+        if err.field in typed:
+            return _run_page(_run(run_id), error=err)
         flash(err.message, "error")
         return redirect(here, code=303)
     except Busy:
@@ -120,7 +128,7 @@ def adjustment(run_id):
                             amount_raw=request.form.get("montant", ""), actor=actor_name())
         runs.compute(r.id, actor=actor_name())
 
-    return _act(run_id, act, _("Ligne d'ajustement ajoutée ; le brouillon a été recalculé."))
+    return _act(run_id, act, _("Ligne d'ajustement ajoutée ; le brouillon a été recalculé."), typed=("label", "amount"))
 
 
 @bp.get("/brouillons/<int:run_id>/familles/<int:family_id>")
@@ -273,7 +281,7 @@ def family_qf(family_id):
             pending = qfs.pending_request(family.id)
     return render_template("billing/admin/family_qf.html", family=family, rows=qfs.of_family(family.id),
                            pending=pending, error=error, sources=qfs.SOURCES, form=request.form,
-                           change_rows=ds.change_rows(pending) if pending else []), (422 if error else 200)
+                           change_rows=change_rows(pending) if pending else []), (422 if error else 200)
 
 
 @bp.get("/familles/<int:family_id>/qf/justificatif")
@@ -307,6 +315,8 @@ def tariffs():
         except tomllib.TOMLDecodeError as exc:
             error = _("Le texte n'est pas lisible à la ligne %(line)s : vérifiez les guillemets, les crochets et "
                       "les virgules de cette ligne.", line=_toml_line(exc))
+        except ValueError:  # tomllib's int() of a number of 5,000 digits
+            error = _("Le texte n'est pas lisible : un nombre a trop de chiffres.")
         else:
             try:
                 bconf.parse(raw, activity_codes=[a.code for a in _activities()])

@@ -22,6 +22,7 @@ from core.billing import invoices as inv
 from core.billing.models import Credit, Invoice
 from core.billing.payment_models import DebitBatch, Mandate, Receipt
 from core.billing.pricing import euros
+from core.bounds import as_ids
 from core.locking import Busy
 from core.models import Family
 from extensions import db
@@ -52,7 +53,7 @@ def account(family_id):
     if request.method == "POST":
         try:
             receipt = payments.record_counter_payment(
-                family.id, [x for x in request.form.getlist("factures") if x.isdigit()],
+                family.id, as_ids(request.form.getlist("factures")),
                 amount_raw=request.form.get("montant", ""), paid_on=parse_date(request.form.get("date")),
                 method=request.form.get("mode", ""), reference=request.form.get("reference", ""),
                 actor=actor_name())
@@ -67,14 +68,22 @@ def account(family_id):
             error = err
         except Busy:
             _busy()
+    return _account_page(family, error=error)
+
+
+def _account_page(family: Family, *, error=None, mandate_error=None):
+    """The family's account; `error`: the counter payment refused, `mandate_error`: the paper mandate
+    refused (each form then comes back with what was typed and the message next to the field)."""
     balance = payments.family_balance(family.id)
     credits = list(db.session.scalars(select(Credit).where(Credit.family_id == family.id).order_by(Credit.id)))
     return render_template("billing/admin/account.html", family=family, balance=balance, credits=credits,
                            receipts=payments.of_family(family.id), transactions=online.of_family(family.id),
                            mandates=mandates.of_family(family.id), mask=mandates.mask, error=error,
-                           form=request.form, today=clock.today(), methods=inv.COUNTER_METHODS,
-                           all_methods=inv.PAYMENT_METHODS, regie=_regie(),
-                           words={k: str(v) for k, v in mandates.MANDATE_WORDS.items()}), (422 if error else 200)
+                           form=request.form if error else {}, today=clock.today(), methods=inv.COUNTER_METHODS,
+                           all_methods=inv.PAYMENT_METHODS, regie=_regie(), mandate_error=mandate_error,
+                           mandate_form=request.form if mandate_error else {},
+                           words={k: str(v) for k, v in mandates.MANDATE_WORDS.items()}), \
+        (422 if error or mandate_error else 200)
 
 
 @bp.get("/recus/<int:receipt_id>")
@@ -235,7 +244,7 @@ def debit_reject(debit_id):
 @committing
 def mandate(mandate_id):
     row = get_or_404(db.session, Mandate, mandate_id)
-    full = None
+    full = error = None
     if request.method == "POST":
         action = request.form.get("action")
         try:
@@ -251,13 +260,17 @@ def mandate(mandate_id):
         except mandates.MandateError as err:
             db.session.rollback()
             no_change()
-            flash(err.message, "error")
+            if err.field:
+                error = err  # next to its field, what was typed kept
+            else:
+                flash(err.message, "error")
         except Busy:
             _busy()
     return render_template("billing/admin/mandate.html", mandate=row, full=full, mask=mandates.mask,
                            reads=mandates.iban_reads(row.id), may_read=mandates.may_read_iban(_regie(), current_user),
                            words={k: str(v) for k, v in mandates.MANDATE_WORDS.items()},
-                           debits=sepa.debits_of(row.family_id))
+                           debits=sepa.debits_of(row.family_id), error=error, form=request.form), \
+        (422 if error else 200)
 
 
 @bp.post("/familles/<int:family_id>/mandat")
@@ -276,6 +289,8 @@ def paper_mandate(family_id):
     except mandates.MandateError as err:
         db.session.rollback()
         no_change()
+        if err.field in ("holder", "iban", "bic", "accepted"):
+            return _account_page(get_or_404(db.session, Family, family_id), mandate_error=err)
         flash(err.message, "error")
     except Busy:
         _busy()

@@ -17,6 +17,7 @@ from blueprints.billing.common import committing
 from core.billing import config as bconf
 from core.billing import mandates, online, sepa
 from core.billing.payment_models import TX_CREATED, TX_PAID, TX_WAITING, OnlineTransaction
+from core.bounds import as_id
 from core.locking import Busy
 from core.models import ROLE_PARENT
 from extensions import csrf, db
@@ -56,8 +57,8 @@ def pay():
     except online.PaymentError as err:
         db.session.rollback()
         flash(err.message, "error")
-        if back and str(back).isdigit():
-            return redirect(url_for("billing.invoice", invoice_id=int(back)), code=303)
+        if back and as_id(back):
+            return redirect(url_for("billing.invoice", invoice_id=as_id(back)), code=303)
         return redirect(url_for("billing.invoices"), code=303)
     except Busy:
         db.session.rollback()
@@ -182,20 +183,29 @@ def standin():
         abort(404)
     tenant = current_tenant()
     source = request.form if request.method == "POST" else request.args
-    fields = {k: source.get(k, "") for k in ("transaction_id", "amount", "email", "return_url",
-                                             "direct_notification_url", "origin", "orderid", "subject", "sig")}
+    fields = {k: source.get(k, "") for k in (*online.STANDIN_FIELDS, "sig")}
     if not online.standin_request_is_genuine(fields):
         abort(404)
     base = request.host_url.rstrip("/")
     for key in ("return_url", "direct_notification_url"):
-        target = urlsplit(fields[key])
+        try:
+            target = urlsplit(fields[key])
+        except ValueError:
+            abort(400)
         if f"{target.scheme}://{target.netloc}" != base or not target.path.startswith(f"/{tenant.slug}/"):
             abort(400)
+    error = None
     if request.method == "POST":
         outcome = {"payer": "ok", "refuser": "refuse", "abandonner": "cancel"}.get(request.form.get("choix", ""))
         if outcome is None:
             abort(400)
-        status = _post_notification(fields["direct_notification_url"], online.standin_notification(fields, outcome))
-        log.info("stand-in: notification %s answered %s", fields["transaction_id"], status)
-        return redirect(fields["return_url"], code=303)
-    return render_template("billing/standin.html", fields=fields)
+        try:
+            status = _post_notification(fields["direct_notification_url"],
+                                        online.standin_notification(fields, outcome))
+        except OSError as exc:  # requests' errors too: the portal could not be reached
+            log.warning("stand-in: notification %s not sent: %s", fields["transaction_id"], exc)
+            error = _("Le portail n'a pas pu être prévenu du paiement (notification impossible) : réessayez.")
+        else:
+            log.info("stand-in: notification %s answered %s", fields["transaction_id"], status)
+            return redirect(fields["return_url"], code=303)
+    return render_template("billing/standin.html", fields=fields, error=error), (409 if error else 200)

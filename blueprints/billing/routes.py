@@ -97,6 +97,7 @@ def quotient():
     if request.method == "POST":
         upload = request.files.get("justificatif")
         data = upload.read(qfs.JUSTIFICATIF_MAX_BYTES + 1) if upload else b""
+        name = None
         try:
             name = qfs.store_justificatif(current_tenant().slug, data)
             qfs.request_change(family, current_user, document=name, value=request.form.get("valeur"),
@@ -106,6 +107,7 @@ def quotient():
             return redirect(url_for("billing.quotient"), code=303)
         except qfs.QuotientError as err:
             db.session.rollback()
+            qfs.discard_justificatif(current_tenant().slug, name)  # kept only with its request
             error = err
     rows = qfs.of_family(family.id)
     return render_template("billing/quotient.html", rows=rows, current=qfs.in_force(family.id, clock.today()),

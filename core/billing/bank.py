@@ -98,7 +98,8 @@ def creditor_id_is_valid(ics: str) -> bool:
     """The SEPA creditor identifier (ICS): country, two check digits, a business code (ignored by the
     check), the national identifier; check digits as an IBAN's over the national part + country + 00."""
     text = _compact(ics)
-    if len(text) < 8 or len(text) > 35 or not text.isalnum() or not text[:2].isalpha() or not text[2:4].isdigit():
+    if len(text) < 8 or len(text) > 35 or not (text.isascii() and text.isalnum()) or not text[:2].isalpha() \
+            or not text[2:4].isdigit():  # ASCII: "é" or "²" are alphanumeric, and no base-36 digit
         return False
     national = text[7:]
     return 98 - _mod97(national + text[:2] + "00") == int(text[2:4])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -139,7 +139,7 @@ def money(raw, *, field: str = "price") -> Decimal:
         value = Decimal(text)
     except (InvalidOperation, ValueError):
         raise ConfigError(str(_l("« %(value)s » n'est pas un montant (exemple : 12,50).", value=raw)), field) from None
-    if not value.is_finite():
+    if not value.is_finite() or value.adjusted() > 15:  # 10^16 €: none, and quantize() needs its 28 digits
         raise ConfigError(str(_l("« %(value)s » n'est pas un montant (exemple : 12,50).", value=raw)), field)
     if value < 0:
         raise ConfigError(str(_l("Un tarif ne peut pas être négatif (%(value)s).", value=raw)), field)
@@ -325,7 +325,7 @@ def _parse_regie(raw: dict) -> Regie:
         raise ConfigError(str(_l("Le préfixe des numéros de facture est fait de 1 à 6 lettres ou chiffres.")),
                           "prefix")
     payfip_client = str(raw.get("payfip_client") or "").strip()
-    if payfip_client and not (payfip_client.isdigit() and len(payfip_client) == 6):
+    if payfip_client and not (payfip_client.isascii() and payfip_client.isdigit() and len(payfip_client) == 6):
         raise ConfigError(str(_l("Le numéro client PayFiP a 6 chiffres (fourni par la DGFiP).")), "payfip_client")
     saisie = str(raw.get("payfip_saisie") or "T").strip().upper()
     if saisie not in ("T", "X", "W"):
@@ -407,12 +407,14 @@ def jsonable(raw):
         return {k: jsonable(v) for k, v in raw.items()}
     if isinstance(raw, list):
         return [jsonable(v) for v in raw]
-    if isinstance(raw, date):
+    if isinstance(raw, date | time):
         return raw.isoformat()
-    if isinstance(raw, float):
-        return f"{Decimal(str(raw)).quantize(CENTS)}"
-    if isinstance(raw, Decimal):
-        return f"{raw.quantize(CENTS)}"
+    if isinstance(raw, float | Decimal):
+        try:
+            value = Decimal(str(raw))
+            return f"{value.quantize(CENTS)}" if value.is_finite() else str(raw)
+        except InvalidOperation:  # 1e308 (inf, nan above): kept as written, then refused as no amount
+            return str(raw)
     return raw
 
 

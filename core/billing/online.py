@@ -49,6 +49,7 @@ from core.billing.payment_models import (
 )
 from core.billing.payments import ONLINE, PaymentError, settle
 from core.billing.pricing import cents, euros
+from core.bounds import as_id
 from core.locking import lock, lock_one
 from core.mail import queue_mail
 from extensions import db
@@ -97,7 +98,7 @@ class StandInPayment(eo_dummy.Payment):
         transaction_id, kind, url = super().request(amount, **kwargs)
         query = parse_qs(urlsplit(url).query)
         fields = {k: v[0] for k, v in query.items()}
-        fields["sig"] = _sign("request", fields["transaction_id"], fields["amount"])
+        fields["sig"] = _sign("request", *(fields.get(k, "") for k in STANDIN_FIELDS))
         return transaction_id, kind, f"{self.standin_url}?{urlencode(fields)}"
 
     def response(self, query_string, **kwargs):
@@ -107,7 +108,7 @@ class StandInPayment(eo_dummy.Payment):
         outcome = "ok" if "ok" in first else ("refuse" if "refuse" in first else ("cancel" if "cancel" in first
                                                                                else ""))
         expected = _sign("notify", response.order_id, first.get("amount", ""), outcome)
-        response.signed = bool(response.signed and hmac.compare_digest(first.get("hmac", ""), expected))
+        response.signed = bool(response.signed and _same(first.get("hmac", ""), expected))
         if outcome == "refuse":
             response.result = eopayment.DENIED
         elif outcome == "cancel":
@@ -123,9 +124,19 @@ def standin_notification(fields: dict, outcome: str) -> dict:
     return data
 
 
+# What the stand-in page receives, every field signed: its return and notification URLs cannot be
+# changed on the way (a tampered one sent the parent off the portal, or answered 500 with a newline).
+STANDIN_FIELDS = ("transaction_id", "amount", "email", "return_url", "direct_notification_url", "origin", "orderid",
+                  "subject")
+
+
 def standin_request_is_genuine(fields: dict) -> bool:
-    return hmac.compare_digest(fields.get("sig", ""),
-                               _sign("request", fields.get("transaction_id", ""), fields.get("amount", "")))
+    return _same(fields.get("sig", ""), _sign("request", *(fields.get(k, "") for k in STANDIN_FIELDS)))
+
+
+def _same(given, expected: str) -> bool:
+    """A signature as sent (any text: compare_digest refuses non-ASCII str) against the expected one."""
+    return hmac.compare_digest(str(given or "").encode("utf-8", "surrogatepass"), expected.encode())
 
 
 STANDIN_PATH = "/paiements/page-de-test"
@@ -176,10 +187,10 @@ def refdet_for(regie: bconf.Regie, year: int, tx_id: int) -> str:
 
 def payable(family_id: int, invoice_ids) -> list:
     """The statements of these invoices of the family, each checked payable online (PaymentError)."""
-    try:
-        ids = sorted({int(i) for i in invoice_ids})
-    except (TypeError, ValueError):
-        raise LookupError(invoice_ids) from None
+    parsed = {as_id(i) for i in invoice_ids}
+    if None in parsed:  # not an id the database can hold ("²", 30 digits): names no invoice
+        raise LookupError(invoice_ids)
+    ids = sorted(parsed)
     if not ids:
         raise PaymentError(str(_l("Cochez au moins une facture à payer.")), "invoices")
     if len(ids) > 50:
@@ -252,8 +263,9 @@ def _notified_cents(response) -> int | None:
         raw = raw[0] if raw else None
     if raw in (None, ""):
         return None
-    if "montant" in data:       # PayFiP: cents
-        return int(str(raw))
+    if "montant" in data:       # PayFiP: cents (ASCII digits; anything else is no amount we sent)
+        text = str(raw).strip()
+        return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else -1
     try:                        # dummy: euros as written by the request ("10.10")
         return cents(Decimal(str(raw)))
     except ArithmeticError:

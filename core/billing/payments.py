@@ -32,6 +32,7 @@ from core.billing.invoices import (
 from core.billing.models import DOC_INVOICE, Credit, CreditUse, Invoice, Payment
 from core.billing.payment_models import Receipt
 from core.billing.pricing import cents, euros
+from core.bounds import day_in_range
 from core.locking import lock
 from extensions import db
 from tenants.context import require_tenant_id
@@ -147,6 +148,8 @@ def record_counter_payment(family_id: int, invoice_ids, *, amount_raw, paid_on: 
         raise PaymentError(str(_l("Indiquez la date du règlement.")), "paid_on")
     if paid_on > clock.today():
         raise PaymentError(str(_l("La date du règlement n'est pas dans le futur.")), "paid_on")
+    if not day_in_range(paid_on):  # year 1: a receipt numbered in year 1
+        raise PaymentError(str(_l("Indiquez la date du règlement.")), "paid_on")
     ids = sorted({int(i) for i in invoice_ids})
     if not ids:
         raise PaymentError(str(_l("Choisissez au moins une facture.")), "invoices")

@@ -12,10 +12,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core import clock
-from core import dossier_services as ds
 from core.billing.models import QF_SOURCES, Quotient
 from core.billing.pricing import FamilyPricing, QFPeriod
-from core.dossier import CHANGE_PENDING, OP_CREATE, FamilyChange
+from core.bounds import FIRST_DAY, LAST_DAY, day_in_range
+from core.dossier.changes import close_change
+from core.dossier.models import CHANGE_PENDING, OP_CREATE, FamilyChange
+from core.dossier.records import family_file
 from core.locking import lock_one
 from core.models import Child, Family
 from core.uploads import uploads_root
@@ -39,9 +41,9 @@ def parse_qf(raw) -> int:
     text = str(raw or "").strip().replace(" ", "").replace("\u00a0", "")
     if not text:
         raise QuotientError(str(_l("Indiquez le quotient familial.")), "value")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²" is a digit that int() does not read
         raise QuotientError(str(_l("Le quotient familial s'écrit en chiffres seulement (exemple : 742).")), "value")
-    value = int(text)
+    value = int(text) if len(text) <= len(str(QF_MAX)) + 2 else QF_MAX + 1  # 5,000 digits: no int() of them
     if value > QF_MAX:
         raise QuotientError(str(_l("Le quotient familial est compris entre 0 et 99 999.")), "value")
     return value
@@ -55,6 +57,11 @@ def record(family: Family, *, value, source: str, valid_from: date | None, valid
         raise QuotientError(str(_l("Choisissez la source du quotient (CAF, MSA, avis d'imposition…).")), "source")
     if valid_from is None:
         raise QuotientError(str(_l("Indiquez la date de début de validité.")), "valid_from")
+    for day, field in ((valid_from, "valid_from"), (valid_to, "valid_to")):
+        if day is not None and not day_in_range(day):  # year 1 or 9999: no QF is valid then
+            raise QuotientError(str(_l("Date hors limites : « %(text)s » (entre %(first)s et %(last)s).",
+                                       text=day.strftime("%d/%m/%Y"), first=FIRST_DAY.strftime("%d/%m/%Y"),
+                                       last=LAST_DAY.strftime("%d/%m/%Y"))), field)
     if valid_to is not None and valid_to < valid_from:
         raise QuotientError(str(_l("La fin de validité précède son début.")), "valid_to")
     row = Quotient(family_id=family.id, value=qf, source=source, valid_from=valid_from, valid_to=valid_to,
@@ -62,7 +69,7 @@ def record(family: Family, *, value, source: str, valid_from: date | None, valid
     db.session.add(row)
     db.session.flush()
     current = in_force(family.id, clock.today())
-    ds.family_file(family).quotient_familial = current.value if current is not None else None
+    family_file(family).quotient_familial = current.value if current is not None else None
     return row
 
 
@@ -127,6 +134,13 @@ def justificatif_path(tenant_slug: str, name: str | None) -> Path | None:
     return path if path.is_file() else None
 
 
+def discard_justificatif(tenant_slug: str, name: str | None) -> None:
+    """A justificatif stored for a request that was then refused (its QF unreadable, one already pending)."""
+    path = justificatif_path(tenant_slug, name)
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
 def request_change(family: Family, user, *, document: str, value=None, comment: str = "") -> FamilyChange:
     """The family's request (pending): its justificatif, the QF it reads on it, a comment."""
     proposed = parse_qf(value) if str(value or "").strip() else None
@@ -164,5 +178,5 @@ def decide_request(change_id: int, *, agent_name: str, accept: bool, motif: str 
                agent_name=agent_name, change_id=change.id)
     elif not motif:
         raise QuotientError(str(_l("Indiquez le motif du refus : il sera envoyé à la famille.")), "motif")
-    ds.close_change(change, accept=accept, who=agent_name, motif=motif)
+    close_change(change, accept=accept, who=agent_name, motif=motif)
     return change
