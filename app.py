@@ -75,7 +75,10 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     import jobs.dispatch  # noqa: F401  (after-commit mail dispatch)
     import tenants.models  # noqa: F401
     import tenants.scoping  # noqa: F401  (query guard events)
+    from tenants import rls
     from tenants import web as tenant_web
+
+    rls.init_app(app)  # row-level security: the per-transaction commune, the role check
 
     tenant_web.init_app(app)
     _init_login(app)

@@ -462,7 +462,8 @@ def register(app) -> None:
             except acc.AccountError as err:
                 raise click.ClickException(err.message) from err
             db.session.commit()
-        click.echo(f"Compte créé pour {user.email} ; le mail d'activation est parti.")
+            address = user.email  # read in the commune's scope (row-level security: nothing outside)
+        click.echo(f"Compte créé pour {address} ; le mail d'activation est parti.")
 
     @app.cli.group()
     def translate():

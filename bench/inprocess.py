@@ -45,12 +45,17 @@ def main() -> int:
     from app import create_app
     from bench.data import BENCH_PASSWORD, build
     from extensions import db
+    from tenants.rls import ensure_app_role
 
-    app = create_app("production")
+    app_url = ensure_app_role(admin, url, "portail_app", "portail-app-bench")
+    app = create_app("production", RLS_ROLE_CHECK=False)  # the owner: migrates and COPYs the data
     try:
         with app.app_context():
             upgrade(directory=str(ROOT / "migrations"))
         data = build(app)
+        with app.app_context():
+            db.engine.dispose()
+        app = create_app("production", SQLALCHEMY_DATABASE_URI=app_url)  # the portal's role, under row-level security
         from core.models import ROLE_PARENT
         from tenants.web import role_required
 

@@ -155,10 +155,15 @@ class Bench:
             conn.execute(text(f'CREATE DATABASE "{self.db_name}"'))
         engine.dispose()
         self.db_url = admin.set(database=self.db_name).render_as_string(hide_password=False)
+        # the portal runs as production does: its own role, under row-level security (tenants/rls.py);
+        # this script builds and inspects the data as the owner (self.db_url)
+        from tenants.rls import ensure_app_role
+
+        self.app_url = ensure_app_role(admin, self.db_url, "portail_app", "portail-app-bench")
         return self.db_url
 
     def env(self) -> dict:
-        return {**os.environ, "PORTAIL_CONFIG": "production", "DATABASE_URL": self.db_url,
+        return {**os.environ, "PORTAIL_CONFIG": "production", "DATABASE_URL": self.app_url,
                 "REDIS_URL": f"{REDIS_BASE}/{REDIS_DB}", "SECRET_KEY": self.secret,
                 "SESSION_COOKIE_SECURE": "0", "MAIL_BACKEND": "file", "PORTAIL_INSTANCE_DIR": str(self.tmp),
                 "BASELINE_DATABASE_URL": self.db_url, "PYTHONPATH": str(ROOT)}
@@ -289,7 +294,8 @@ class Bench:
         from app import create_app
         from extensions import db
 
-        self.app = create_app("production")
+        # this process: the owner (it migrates, COPYs the data, reads every commune to check the results)
+        self.app = create_app("production", SQLALCHEMY_DATABASE_URI=self.db_url, RLS_ROLE_CHECK=False)
         with self.app.app_context():
             upgrade(directory=str(ROOT / "migrations"))
         t = time.monotonic()

@@ -25,8 +25,23 @@ def _bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _pg_url(url: str | None) -> str | None:
+    """postgres:// and postgresql:// (as hosts hand them out) are psycopg 3's URL for SQLAlchemy."""
+    if url and url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url[len("postgres://"):]
+    if url and url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
 class BaseConfig:
     NAME = "base"
+    # Row-level security (tenants/rls.py): the application connects as a role that cannot bypass it
+    # (DATABASE_URL); the migrations as the tables' owner, MIGRATION_DATABASE_URL (the application's
+    # own URL when unset: SQLite, development).  RLS_ROLE_CHECK refuses an application role that
+    # bypasses it (superuser, BYPASSRLS).
+    MIGRATION_DATABASE_URI = _pg_url(os.environ.get("MIGRATION_DATABASE_URL")) or None
+    RLS_ROLE_CHECK = False
     # No ping on every checkout (a round trip per request): core/locking.py pings a pooled
     # connection only when it sat idle (a database restarted meanwhile is then noticed).
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": False}
@@ -104,6 +119,7 @@ class TestingConfig(BaseConfig):
     TESTING = True
     SECRET_KEY = "testing-only"
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_SQLALCHEMY_URI", "sqlite://")
+    MIGRATION_DATABASE_URI = None  # given by the fixtures (tests/conftest.py)
     RATELIMIT_STORAGE_URI = "memory://"
     SERVER_NAME = None
     TENANT_CACHE_SECONDS = 0  # tests change communes between requests
@@ -127,12 +143,8 @@ class ProductionConfig(BaseConfig):
                 + " dans l'environnement (aucune valeur par défaut n'est utilisée en production)."
             )
         self.SECRET_KEY = os.environ["SECRET_KEY"]
-        url = os.environ["DATABASE_URL"]
-        if url.startswith("postgres://"):
-            url = "postgresql+psycopg://" + url[len("postgres://"):]
-        elif url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://"):]
-        self.SQLALCHEMY_DATABASE_URI = url
+        self.SQLALCHEMY_DATABASE_URI = _pg_url(os.environ["DATABASE_URL"])
+        self.RLS_ROLE_CHECK = _bool("RLS_ROLE_CHECK", True)
         self.REDIS_URL = os.environ["REDIS_URL"]
         self.RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", self.REDIS_URL)
         self.MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "smtp")

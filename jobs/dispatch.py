@@ -17,6 +17,7 @@ from core.clock import utcnow
 from core.mail import SESSION_KEY as _KEY
 from core.models import MAIL_PENDING, MAIL_QUEUED, OutboxMail
 from extensions import db
+from tenants.context import tenant_scope
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +86,15 @@ def dispatch(ids: list[tuple[int, int]]) -> int:
             log.warning("mails %s… (%d): Redis unreachable, left for the sweep", batch[0][0], len(ids) - start)
             return handed
         # SKIP LOCKED: a worker already sending one holds its row; never wait for its SMTP server.
+        # Each commune's in its scope (the sweep hands over several communes' mails at once).
         table = OutboxMail.__table__
-        free = (select(table.c.id).where(table.c.id.in_([mail_id for mail_id, _t in batch]),
-                                         table.c.status.in_((MAIL_PENDING, MAIL_QUEUED)))
-                .with_for_update(skip_locked=True))
-        with db.engine.begin() as conn:
-            conn.execute(update(table).where(table.c.id.in_(free.scalar_subquery()))
-                         .values(status=MAIL_QUEUED, queued_at=utcnow()))
+        for tenant_id in sorted({tenant_id for _m, tenant_id in batch}):
+            free = (select(table.c.id).where(table.c.id.in_([m for m, t in batch if t == tenant_id]),
+                                             table.c.tenant_id == tenant_id,
+                                             table.c.status.in_((MAIL_PENDING, MAIL_QUEUED)))
+                    .with_for_update(skip_locked=True))
+            with tenant_scope(tenant_id), db.engine.begin() as conn:
+                conn.execute(update(table).where(table.c.id.in_(free.scalar_subquery()))
+                             .values(status=MAIL_QUEUED, queued_at=utcnow()))
         handed += len(batch)
     return handed

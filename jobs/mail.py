@@ -203,8 +203,10 @@ def due_mails(now=None, limit: int = 500) -> list[tuple[int, int]]:
     """(id, tenant_id) of the mails the sweep hands over again, oldest first, every commune.
 
     Never queued (pending: Redis was down), a retry whose time has come, or queued so long
-    ago that its job was lost (MAIL_STUCK_AFTER).
+    ago that its job was lost (MAIL_STUCK_AFTER).  One commune at a time, in its scope (row-level
+    security shows a connection one commune's mails only).
     """
+
     now = now or utcnow()
     stuck = now - timedelta(seconds=current_app.config["MAIL_STUCK_AFTER"])
     c = OutboxMail.__table__.c
@@ -220,7 +222,12 @@ def due_mails(now=None, limit: int = 500) -> list[tuple[int, int]]:
         .limit(limit)
     )
     with db.engine.connect() as conn:
-        return [(row.id, row.tenant_id) for row in conn.execute(query)]
+        communes = list(conn.scalars(select(Tenant.id).order_by(Tenant.id)))
+    found = []
+    for tenant_id in communes:
+        with tenant_scope(tenant_id), db.engine.connect() as conn:
+            found.extend((row.id, row.tenant_id) for row in conn.execute(query.where(c.tenant_id == tenant_id)))
+    return sorted(found)[:limit]
 
 
 def sweep() -> int:

@@ -15,6 +15,12 @@ logger = logging.getLogger('alembic.env')
 
 
 def get_engine():
+    # The tables' owner (MIGRATION_DATABASE_URI) when configured: the application's role cannot
+    # create tables nor change row-level security (tenants/rls.py)
+    if current_app.config.get("MIGRATION_DATABASE_URI"):
+        from tenants.rls import maintenance_engine
+
+        return maintenance_engine(current_app)
     try:
         # this works with Flask-SQLAlchemy<3 and Alchemical
         return current_app.extensions['migrate'].db.engine

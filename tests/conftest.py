@@ -123,8 +123,14 @@ def _pg_admin_url() -> str | None:
     return os.environ.get("TEST_DATABASE_URL") or None
 
 
+APP_ROLE = "portail_app"             # the application's role on PostgreSQL: no superuser, no BYPASSRLS
+APP_ROLE_PASSWORD = "portail-app-tests"
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
+    """The run's database as its owner (PostgreSQL: the admin URL's role), who migrates it, empties
+    its tables between tests and, in the concurrency tests, holds locks from outside."""
     admin = _pg_admin_url()
     if not admin:
         path = tmp_path_factory.mktemp("db") / "test.sqlite3"
@@ -135,10 +141,31 @@ def database_url(tmp_path_factory):
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield admin_url.set(database=name).render_as_string(hide_password=False)
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    from tenants.rls import ensure_app_role
+
+    ensure_app_role(admin_url, url, APP_ROLE, APP_ROLE_PASSWORD)  # before the migrations: default privileges
+    yield url
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app_database_url(database_url) -> str:
+    """The URL the application runs on: on PostgreSQL its own role, under row-level security."""
+    if not database_url.startswith("postgresql"):
+        return database_url
+    return make_url(database_url).set(username=APP_ROLE, password=APP_ROLE_PASSWORD).render_as_string(
+        hide_password=False)
+
+
+def app_settings(database_url: str, app_database_url: str) -> dict:
+    """create_app's overrides for the run's database: the application's role, the owner for migrations."""
+    if not database_url.startswith("postgresql"):
+        return {"SQLALCHEMY_DATABASE_URI": database_url}
+    return {"SQLALCHEMY_DATABASE_URI": app_database_url, "MIGRATION_DATABASE_URI": database_url,
+            "RLS_ROLE_CHECK": True}
 
 
 @pytest.fixture(scope="session")
@@ -147,8 +174,8 @@ def outbox_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def app(database_url, outbox_dir):
-    application = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, OUTBOX_DIR=str(outbox_dir))
+def app(database_url, app_database_url, outbox_dir):
+    application = create_app("testing", **app_settings(database_url, app_database_url), OUTBOX_DIR=str(outbox_dir))
     with application.app_context():
         from flask_migrate import upgrade
 
@@ -160,6 +187,9 @@ def app(database_url, outbox_dir):
     yield application
     with application.app_context():
         db.engine.dispose()
+    from tenants.rls import dispose
+
+    dispose(application)
 
 
 @pytest.fixture(scope="session")
@@ -173,11 +203,14 @@ def _empty_tables(application) -> None:
     deadlock); it tries again once that request is done."""
     from sqlalchemy.exc import OperationalError
 
+    from tenants.rls import maintenance_engine
+
     with application.app_context():
         tables = [t for t in reversed(db.metadata.sorted_tables) if t.name != "tenant"]
+        engine = maintenance_engine(application)  # the owner: TRUNCATE is not the application's right
         for attempt in range(10):
             try:
-                with db.engine.begin() as conn:
+                with engine.begin() as conn:
                     if conn.dialect.name == "postgresql":
                         conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables)
                                           + " RESTART IDENTITY CASCADE"))

@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from core.admin_models import AuditLog
 from extensions import db
-from tenants.context import tenant_scope, unscoped
+from tenants.context import tenant_scope
+from tenants.rls import maintenance_session
 from tests.admin_helpers import (  # noqa: F401 (keep_tenant_settings is a fixture)
     book,
     inscription_demande,
@@ -184,8 +185,8 @@ def test_support_reaches_every_commune_and_each_switch_is_logged(app, web, world
         assert res.status_code == 200, rule.endpoint
         if rule.endpoint not in ("admin.presence_csv",) and res.mimetype == "text/html":
             assert "Mode support — Mairie de Saint-Loubès" in res.get_data(as_text=True), rule.endpoint
-    with app.app_context(), unscoped():
-        switches = db.session.scalars(select(AuditLog).where(AuditLog.action == "switch_in")).all()
+    with app.app_context(), maintenance_session("tests: le journal de toutes les communes") as session:
+        switches = session.scalars(select(AuditLog).where(AuditLog.action == "switch_in")).all()
         assert sorted(e.tenant_id for e in switches) == sorted(list(tenants.values()) + [tenants["saint-loubes"]])
         assert all(e.actor == "Sam Support (support)" and e.token is None for e in switches)
     html = web.get("/support/journal").get_data(as_text=True)

@@ -40,7 +40,7 @@ from core.models import (
 )
 from extensions import db
 from tenants.context import tenant_scope
-from tests.conftest import days_from_today, require
+from tests.conftest import app_settings, days_from_today, require
 
 pytestmark = pytest.mark.postgres
 
@@ -49,10 +49,10 @@ RACE_POOL = 24
 
 
 @pytest.fixture
-def race_app(is_postgres, database_url, outbox_dir):
+def race_app(is_postgres, database_url, app_database_url, outbox_dir):
     if not is_postgres:
         require("PostgreSQL", "ces tests de concurrence demandent TEST_DATABASE_URL (PostgreSQL)")
-    application = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, OUTBOX_DIR=str(outbox_dir),
+    application = create_app("testing", **app_settings(database_url, app_database_url), OUTBOX_DIR=str(outbox_dir),
                              SQLALCHEMY_ENGINE_OPTIONS={"pool_size": RACE_POOL, "max_overflow": 0,
                                                         "pool_timeout": 120})
     yield application

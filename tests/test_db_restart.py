@@ -6,6 +6,7 @@ from sqlalchemy.pool import NullPool
 
 from core import locking
 from extensions import db
+from tenants.rls import maintenance_engine
 from tests.conftest import require
 
 
@@ -18,10 +19,12 @@ def test_a_connection_cut_while_idle_is_replaced_before_the_next_request(web, ap
     assert web.get("/auray/mon-espace").status_code == 200
     monkeypatch.setattr(locking, "IDLE_PING_SECONDS", 0)  # every pooled connection counts as idle
     with app.app_context():
-        other = create_engine(db.engine.url, poolclass=NullPool)  # outside the portal's pool
+        portal = db.engine.url.username  # the application's role (tests/conftest.py)
+        other = create_engine(maintenance_engine(app).url, poolclass=NullPool)  # the owner, outside the portal's pool
     with other.connect() as conn:  # what a restart of PostgreSQL does to the pool's connections
         cut = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+                                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                                "AND usename = :portal"), {"portal": portal}).scalar()
     other.dispose()
     assert cut >= 1
     for _ in range(3):

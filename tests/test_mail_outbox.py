@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from core.clock import utcnow
 from core.models import MAIL_FAILED, MAIL_PENDING, MAIL_QUEUED, MAIL_SENT, OutboxMail
 from extensions import db
-from tenants.context import unscoped
+from tenants.rls import maintenance_engine, maintenance_session
 from tests.mail_support import start_smtp
 
 
@@ -32,16 +32,14 @@ def register(web, email, slug="auray"):
 
 
 def rows(app):
-    with app.app_context(), unscoped():
-        out = [{"id": m.id, "tenant_id": m.tenant_id, "to": m.to_address, "status": m.status,
-                "attempts": m.attempts, "last_error": m.last_error, "next_attempt_at": m.next_attempt_at}
-               for m in db.session.scalars(select(OutboxMail).order_by(OutboxMail.id))]
-        db.session.remove()
-    return out
+    with app.app_context(), maintenance_session("tests: les mails de toutes les communes") as session:
+        return [{"id": m.id, "tenant_id": m.tenant_id, "to": m.to_address, "status": m.status,
+                 "attempts": m.attempts, "last_error": m.last_error, "next_attempt_at": m.next_attempt_at}
+                for m in session.scalars(select(OutboxMail).order_by(OutboxMail.id))]
 
 
 def set_mail(app, mail_id, **values):
-    with app.app_context(), db.engine.begin() as conn:
+    with app.app_context(), maintenance_engine(app).begin() as conn:  # the owner: every commune
         conn.execute(update(OutboxMail.__table__).where(OutboxMail.__table__.c.id == mail_id).values(**values))
 
 

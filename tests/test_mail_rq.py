@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from core.models import MAIL_FAILED, MAIL_PENDING, MAIL_QUEUED, MAIL_SENT, OutboxMail
 from extensions import db
-from tenants.context import unscoped
+from tenants.rls import maintenance_engine, maintenance_session
 from tests.conftest import travelling
 from tests.mail_support import start_smtp
 
@@ -101,9 +101,9 @@ class Services:
 
 
 @pytest.fixture
-def services(app, redis_url, database_url, monkeypatch):
+def services(app, redis_url, app_database_url, monkeypatch):
     sink, controller = start_smtp()
-    svc = Services(app, redis_url, database_url, sink, controller.port)
+    svc = Services(app, redis_url, app_database_url, sink, controller.port)
     monkeypatch.setitem(app.config, "REDIS_URL", redis_url)
     monkeypatch.setitem(app.config, "RQ_QUEUE", svc.queue_name)
     yield svc
@@ -112,12 +112,10 @@ def services(app, redis_url, database_url, monkeypatch):
 
 
 def rows(app):
-    with app.app_context(), unscoped():
-        out = [{"id": m.id, "tenant_id": m.tenant_id, "to": m.to_address, "status": m.status,
-                "attempts": m.attempts, "last_error": m.last_error}
-               for m in db.session.scalars(select(OutboxMail).order_by(OutboxMail.id))]
-        db.session.remove()
-    return out
+    with app.app_context(), maintenance_session("tests: les mails de toutes les communes") as session:
+        return [{"id": m.id, "tenant_id": m.tenant_id, "to": m.to_address, "status": m.status,
+                 "attempts": m.attempts, "last_error": m.last_error}
+                for m in session.scalars(select(OutboxMail).order_by(OutboxMail.id))]
 
 
 def register(web, email, slug="auray"):
@@ -295,10 +293,9 @@ def test_a_retry_waits_in_rqs_scheduler_and_the_sweep_takes_it_if_the_scheduler_
     services.sink.refuse = True
     register(web, "plus-tard@exemple.test")
     services.flask_worker(MAIL_RETRY_DELAYS="300,900")
-    with app.app_context(), unscoped():
-        mail = db.session.scalars(select(OutboxMail)).one()
+    with app.app_context(), maintenance_session("tests: le mail") as session:
+        mail = session.scalars(select(OutboxMail)).one()
         state = (mail.status, mail.attempts, mail.next_attempt_at, mail.created_at)
-        db.session.remove()
     status, attempts, next_attempt_at, created_at = state
     assert (status, attempts) == (MAIL_QUEUED, 1)
     assert (next_attempt_at - created_at).total_seconds() >= 300  # the first step of the backoff
@@ -311,7 +308,7 @@ def test_a_retry_waits_in_rqs_scheduler_and_the_sweep_takes_it_if_the_scheduler_
     registry.remove(job_id)
     services.sink.refuse = False
     assert flush(app) == 0  # not due yet
-    with app.app_context(), db.engine.begin() as conn:
+    with app.app_context(), maintenance_engine(app).begin() as conn:  # the owner: every commune
         conn.execute(update(OutboxMail.__table__).values(next_attempt_at=created_at))
     assert flush(app) == 1
     services.rq_worker()

@@ -74,9 +74,10 @@ def test_a_mandate_for_a_family_of_another_commune_is_refused(pay_settings, make
 
 
 def _foreign_family(fam):
-    from tenants.context import unscoped
+    """The family object of another commune, loaded in its own commune's scope (row-level security)."""
+    from tenants.context import tenant_scope
 
-    with unscoped():
+    with tenant_scope(fam["tenant_id"]):
         family = db.session.get(Family, fam["family_id"])
     return family
 

@@ -11,8 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from core.models import MAIL_PENDING, MAIL_QUEUED, MAIL_SENT, OutboxMail
-from extensions import db
-from tenants.context import unscoped
+from tenants.rls import maintenance_session
 from tests.conftest import travelling
 
 pytestmark = pytest.mark.redis
@@ -35,10 +34,8 @@ def rq_app(app, redis_url):
 
 
 def _mails(app):
-    with app.app_context(), unscoped():
-        rows = [(m.status, m.attempts, m.to_address) for m in db.session.scalars(select(OutboxMail))]
-        db.session.remove()
-    return rows
+    with app.app_context(), maintenance_session("tests: les mails de toutes les communes") as session:
+        return [(m.status, m.attempts, m.to_address) for m in session.scalars(select(OutboxMail))]
 
 
 def _register(web, email="rq@exemple.test"):
@@ -83,10 +80,9 @@ def test_the_same_job_run_twice_sends_once(app, web, outbox):
     from jobs.mail import send_mail
 
     _register(web, "deux@exemple.test")
-    with app.app_context(), unscoped():
-        mail = db.session.scalars(select(OutboxMail)).one()
+    with app.app_context(), maintenance_session("tests: le mail") as session:
+        mail = session.scalars(select(OutboxMail)).one()
         ids = (mail.id, mail.tenant_id)
-        db.session.remove()
     with app.app_context():
         assert send_mail(*ids) == MAIL_SENT
     assert len(outbox.to("deux@exemple.test")) == 1

@@ -30,7 +30,7 @@ from core.admin_models import AuditLog
 from core.clock import utcnow
 from core.models import DEMANDE_OPEN, Demande, SupportUser
 from extensions import db, limiter
-from tenants.context import tenant_scope, unscoped
+from tenants.context import tenant_scope
 from tenants.models import Tenant
 from tenants.web import load_tenant, support_in
 
@@ -133,9 +133,11 @@ def logout():
 @support_required
 def index():
     tenants = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
-    with unscoped():
-        open_counts = dict(db.session.execute(select(Demande.tenant_id, func.count()).where(
-            Demande.status.in_(DEMANDE_OPEN)).group_by(Demande.tenant_id)).all())
+    open_counts = {}
+    for tenant in tenants:  # each commune in its scope: row-level security shows a commune its own rows
+        with tenant_scope(tenant.id):
+            open_counts[tenant.id] = db.session.scalar(
+                select(func.count()).select_from(Demande).where(Demande.status.in_(DEMANDE_OPEN)))
     return render_template("support/index.html", tenants=tenants, open_counts=open_counts, form=SwitchForm())
 
 
@@ -158,9 +160,10 @@ def journal():
     tenants = {t.id: t for t in db.session.scalars(select(Tenant))}
     slug = request.args.get("commune") or ""
     chosen = next((t for t in tenants.values() if t.slug == slug), None)
-    with unscoped():
-        query = select(AuditLog).order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(300)
-        if chosen is not None:
-            query = query.where(AuditLog.tenant_id == chosen.id)
-        entries = db.session.scalars(query).all()
+    query = select(AuditLog).order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(300)
+    entries = []
+    for tenant in ([chosen] if chosen is not None else sorted(tenants.values(), key=lambda t: t.id)):
+        with tenant_scope(tenant.id):  # each commune in its scope (row-level security), then merged
+            entries.extend(db.session.scalars(query).all())
+    entries = sorted(entries, key=lambda e: (e.at, e.id), reverse=True)[:300]
     return render_template("support/journal.html", entries=entries, tenants=tenants, chosen=chosen)

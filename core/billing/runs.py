@@ -266,7 +266,7 @@ _LINE_COLUMNS = ("tenant_id", "run_id", "position") + _Line._fields
 def compute(run_id: int, *, actor: str) -> BillingRun:
     """(Re)compute a draft: lines replaced (an agent's adjustments kept), totals, warnings and the
     difference with the previous computation.  Raises RunError on a published run.  A constant
-    number of statements: the lines go in one COPY (PostgreSQL) or one executemany."""
+    number of statements: the lines go in one INSERT … unnest (PostgreSQL) or one executemany (core/billing/bulk.py)."""
     run = lock_one(BillingRun, run_id)
     if run is None:
         raise LookupError(run_id)
@@ -377,8 +377,8 @@ def publish(run_id: int, *, actor: str) -> list[int]:
     in one transaction; each family is mailed once (after commit).  Returns the documents' ids.
 
     A constant number of statements whatever the number of families: the documents written in one
-    COPY (PostgreSQL; one executemany elsewhere) and their ids read back in one SELECT, their lines
-    read from the draft and written in one COPY, the credits in one or two, the mails in one (handed
+    INSERT … unnest (PostgreSQL; one executemany elsewhere) and their ids read back in one SELECT, their
+    lines read from the draft and written in one INSERT … unnest, the credits in one or two, the mails in one (handed
     to RQ in one pipeline after commit)."""
     run = lock_one(BillingRun, run_id)
     if run is None:
@@ -410,7 +410,7 @@ def publish(run_id: int, *, actor: str) -> list[int]:
         ids = dict(db.session.execute(select(Invoice.family_id, Invoice.id).where(Invoice.run_id == run.id)).all())
         documents = [_Document(ids[row[7]], row[7], row[1], row[4], row[5], row[14]) for row in invoice_rows]
     # The lines, copied from the draft: read as rows and written back with their document's id in
-    # one COPY.  (An INSERT … SELECT joining the documents written a moment ago was planned on
+    # one INSERT … unnest (core/billing/bulk.py).  (An INSERT … SELECT joining the documents written a moment ago was planned on
     # stale estimates and scanned a commune's documents for every line: 9 s for 71,536 lines.)
     d = DraftLine.__table__.c
     copied = db.session.connection().execute(
