@@ -29,11 +29,14 @@ from sqlalchemy import (
     delete,
     event,
     exists,
+    false,
     func,
     insert,
+    null,
     select,
-    text,
     true,
+    tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session
@@ -292,12 +295,6 @@ _BUSY = Hot(_PLACED.where(
 
 _SET_TAKEN = (update(_slot).where(_slot.c.id == bindparam("b_id"), _slot.c.tenant_id == _T)
               .values(taken=bindparam("b_taken")))
-_SET_RES = (update(_res).where(_res.c.id == bindparam("b_id"), _res.c.tenant_id == _T)
-            .values(status=bindparam("b_status"), cart_id=bindparam("b_cart"), held_until=bindparam("b_until")))
-_ADD_RES = insert(_res).returning(_res.c.id, sort_by_parameter_order=True)
-_ADD_ITEM = insert(_item)
-_DROP_ITEM = delete(_item).where(_item.c.cart_id == bindparam("b_cart"), _item.c.child_id == bindparam("b_child"),
-                                 _item.c.slot_id == bindparam("b_slot"), _item.c.tenant_id == _T)
 _TOUCH_CART = update(_cart).where(_cart.c.id == bindparam("b_cart"), _cart.c.tenant_id == _T).values(
     expires_at=bindparam("until"))
 _TOUCH_HOLDS = (update(_res).where(_res.c.cart_id == bindparam("b_cart"), _res.c.status == RES_HELD,
@@ -310,46 +307,96 @@ _RELEASE_EXPIRED = (update(_res).where(_res.c.slot_id.in_(bindparam("slot_ids", 
 _DROP_ITEMS_OF = delete(_item).where(_item.c.reservation_id.in_(bindparam("res_ids", expanding=True)),
                                      _item.c.tenant_id == _T)
 
-# The same writes in one PostgreSQL statement (`Writes._send_at_once`): démarche items dropped,
-# reservations changed and added, items added (a new reservation's id joined in), counters set.
-_WRITE_PARTS = (
-    ("gone", "DELETE FROM cart_item WHERE tenant_id = :tenant AND cart_id = :cart AND (child_id, slot_id) IN "
-             "(VALUES {rows})", "(CAST(:gc{k} AS integer), CAST(:gs{k} AS integer))"),
-    ("changed", "UPDATE reservation SET status = v.status, cart_id = v.cart_id, held_until = v.held_until, "
-                "updated_at = :now FROM (VALUES {rows}) AS v(id, status, cart_id, held_until) "
-                "WHERE reservation.id = v.id AND reservation.tenant_id = :tenant",
-     "(CAST(:ci{k} AS integer), CAST(:cs{k} AS varchar), CAST(:cc{k} AS integer), CAST(:cu{k} AS timestamp))"),
-    ("added", "INSERT INTO reservation (tenant_id, child_id, slot_id, activity_id, family_id, status, cart_id, "
-              "held_until, created_at, updated_at) SELECT :tenant, v.*, :now, :now FROM (VALUES {rows}) "
-              "AS v(child_id, slot_id, activity_id, family_id, status, cart_id, held_until) "
-              "RETURNING id, child_id, slot_id",
-     "(CAST(:nc{k} AS integer), CAST(:ns{k} AS integer), CAST(:na{k} AS integer), CAST(:nf{k} AS integer), "
-     "CAST(:nt{k} AS varchar), CAST(:nk{k} AS integer), CAST(:nu{k} AS timestamp))"),
-    ("items", "INSERT INTO cart_item (tenant_id, cart_id, child_id, slot_id, action, reservation_id) "
-              "SELECT :tenant, :cart, v.child_id, v.slot_id, v.action, COALESCE(v.reservation_id, {added}) "
-              "FROM (VALUES {rows}) AS v(child_id, slot_id, action, reservation_id)",
-     "(CAST(:ic{k} AS integer), CAST(:is{k} AS integer), CAST(:ia{k} AS varchar), CAST(:ir{k} AS integer))"),
-    ("counted", "UPDATE slot SET taken = v.taken FROM (VALUES {rows}) AS v(id, taken) "
-                "WHERE slot.id = v.id AND slot.tenant_id = :tenant", "(CAST(:si{k} AS integer), CAST(:st{k} AS integer))"),
-)
-_write_statements: dict[tuple, Hot] = {}
+# ---------------------------------------------------------------------- the writes of one call
+# Five kinds of rows, each one Core statement over its rows (a UNION ALL of bound rows, a subquery
+# both PostgreSQL and SQLite read): démarche items dropped, reservations changed and added, items
+# added (a new reservation's id joined in), counters set.  On PostgreSQL they are the
+# data-modifying CTEs of one statement; SQLite (no DML in a CTE) runs them in turn.
+
+_WRITE_ROWS = {  # kind: (table, columns of its rows)
+    "gone": (_item, ("child_id", "slot_id")),
+    "changed": (_res, ("id", "status", "cart_id", "held_until")),
+    "added": (_res, ("child_id", "slot_id", "activity_id", "family_id", "status", "cart_id", "held_until")),
+    "items": (_item, ("child_id", "slot_id", "action", "reservation_id")),
+    "counted": (_slot, ("id", "taken")),
+}
 
 
-def _write_statement(shape: tuple) -> Hot:
-    """The one statement for this many rows of each kind (remembered: a few shapes serve every tick)."""
-    stmt = _write_statements.get(shape)
-    if stmt is None:
-        ctes = []
-        for (name, body, row), count in zip(_WRITE_PARTS, shape, strict=True):
-            if count:
-                rows = ", ".join(row.format(k=k) for k in range(count))
-                added = ("(SELECT a.id FROM added a WHERE a.child_id = v.child_id AND a.slot_id = v.slot_id)"
-                         if shape[2] else "NULL")
-                ctes.append(f"{name} AS ({body.format(rows=rows, added=added)})")
-        tail = ("SELECT id AS id, child_id AS child_id, slot_id AS slot_id FROM added" if shape[2]
-                else "SELECT NULL AS id, NULL AS child_id, NULL AS slot_id WHERE false")
-        stmt = _write_statements[shape] = Hot(text(f"WITH {', '.join(ctes)} {tail}" if ctes else tail))
-    return stmt
+def _bound_rows(kind: str, count: int):
+    """`count` rows of bound parameters named `{kind}{k}_{column}`, typed as the table's columns."""
+    table, columns = _WRITE_ROWS[kind]
+    selects = [select(*(bindparam(f"{kind}{k}_{c}", type_=table.c[c].type).label(c) for c in columns))
+               for k in range(count)]
+    return (selects[0] if count == 1 else union_all(*selects)).subquery(kind[0])
+
+
+def _write_parts(shape: dict, added_ids):
+    """The statements of one call's writes, {kind: statement}, for this many rows of each kind.
+    `added_ids`: where an added item finds its new reservation's id (the `added` CTE on PostgreSQL),
+    or None when the caller fills it in."""
+    parts = {}
+    if shape["gone"]:
+        g = _bound_rows("gone", shape["gone"])
+        parts["gone"] = delete(_item).where(
+            _item.c.tenant_id == _T, _item.c.cart_id == bindparam("cart"),
+            tuple_(_item.c.child_id, _item.c.slot_id).in_(select(g.c.child_id, g.c.slot_id)))
+    if shape["changed"]:
+        c = _bound_rows("changed", shape["changed"])
+        parts["changed"] = (update(_res).where(_res.c.id == c.c.id, _res.c.tenant_id == _T)
+                            .values(status=c.c.status, cart_id=c.c.cart_id, held_until=c.c.held_until,
+                                    updated_at=bindparam("now")))
+    if shape["added"]:
+        n = _bound_rows("added", shape["added"])
+        names = _WRITE_ROWS["added"][1]
+        parts["added"] = (insert(_res).from_select(
+            ["tenant_id", *names, "created_at", "updated_at"],
+            select(_T, *(n.c[c] for c in names), bindparam("now", type_=_res.c.created_at.type),
+                   bindparam("now", type_=_res.c.updated_at.type)))
+            .returning(_res.c.id.label("id"), _res.c.child_id.label("child_id"), _res.c.slot_id.label("slot_id")))
+    if shape["items"]:
+        i = _bound_rows("items", shape["items"])
+        reservation = i.c.reservation_id
+        if added_ids is not None:
+            reservation = func.coalesce(reservation, select(added_ids.c.id).where(
+                added_ids.c.child_id == i.c.child_id, added_ids.c.slot_id == i.c.slot_id).scalar_subquery())
+        parts["items"] = insert(_item).from_select(
+            ["tenant_id", "cart_id", "child_id", "slot_id", "action", "reservation_id"],
+            select(_T, bindparam("cart", type_=_item.c.cart_id.type), i.c.child_id, i.c.slot_id, i.c.action,
+                   reservation))
+    if shape["counted"]:
+        t = _bound_rows("counted", shape["counted"])
+        parts["counted"] = update(_slot).where(_slot.c.id == t.c.id, _slot.c.tenant_id == _T).values(taken=t.c.taken)
+    return parts
+
+
+def _writes_at_once(shape: dict) -> Hot:
+    """PostgreSQL: the parts as the CTEs of one statement, which answers the new reservations' ids."""
+    added = None
+    if shape["added"]:
+        added = _write_parts({**{k: 0 for k in shape}, "added": shape["added"]}, None)["added"].cte("added")
+    parts = _write_parts({**shape, "added": 0}, added)
+    ctes = [part.cte(kind) for kind, part in parts.items()]
+    if added is not None:
+        return Hot(select(added.c.id, added.c.child_id, added.c.slot_id).add_cte(*ctes))
+    return Hot(select(null().label("id"), null().label("child_id"), null().label("slot_id"))
+               .where(false()).add_cte(*ctes))
+
+
+_WRITE_SHAPES_KEPT = 8  # rows of a kind up to which the statement is kept per process (ticks);
+_writes_kept: dict[tuple, object] = {}  # beyond (Tout cocher, a periodicity), built for the call
+
+
+def _writes_for(shape: dict, dialect: str):
+    key = (dialect, *shape.values())
+    plan = _writes_kept.get(key)
+    if plan is None:
+        if dialect == "postgresql":
+            plan = _writes_at_once(shape)
+        else:
+            plan = {kind: Hot(part) for kind, part in _write_parts(shape, None).items()}
+        if max(shape.values()) <= _WRITE_SHAPES_KEPT:
+            _writes_kept[key] = plan
+    return plan
 
 
 # ====================================================================== running them
@@ -639,68 +686,59 @@ class Writes:
         else:
             self.items_gone.append((child_id, slot_id))
 
-    AT_ONCE_MAX = 8  # rows of a kind; beyond (Tout cocher, a periodicity), one statement per kind
-
     def send(self) -> None:
+        """Every change in one statement on PostgreSQL (the text kept per shape, so prepared once),
+        one per kind of row on SQLite; the new reservations get their ids."""
         gone = set(self.items_gone)
-        if is_postgres() and max(len(self.items_gone), len(self.res_changed), len(self.res_new), len(self.items_new),
-                                 len(self.slots)) <= self.AT_ONCE_MAX \
-                and not any((i.child_id, i.slot_id) in gone for i, _r in self.items_new):
-            self._send_at_once()  # (an item dropped and added again in one call: in turn, below)
-        else:
-            self._send_each()
+        if any((i.child_id, i.slot_id) in gone for i, _r in self.items_new):  # dropped and added again: in turn
+            self._send({"gone": [{"child_id": c, "slot_id": s} for c, s in self.items_gone]}, [])
+            self.items_gone = []
+        self._send({
+            "gone": [{"child_id": c, "slot_id": s} for c, s in self.items_gone],
+            "changed": [{"id": r.id, "status": r.status, "cart_id": r.cart_id, "held_until": r.held_until}
+                        for r in self.res_changed.values()],
+            "added": [{"child_id": r.child_id, "slot_id": r.slot_id, "activity_id": r.activity_id,
+                       "family_id": r.family_id, "status": r.status, "cart_id": r.cart_id,
+                       "held_until": r.held_until} for r in self.res_new],
+            "counted": [{"id": s.id, "taken": s.taken} for s in self.slots.values()],
+        }, self.items_new)
         forget(Slot, self.slots)
         forget(Reservation, self.res_changed)
 
-    def _send_at_once(self) -> None:
-        """PostgreSQL: every change in one statement (data-modifying CTEs over VALUES lists, the
-        text remembered per shape, so prepared once); the new reservations' ids come back."""
-        new, items = self.res_new, self.items_new
-        shape = (len(self.items_gone), len(self.res_changed), len(new), len(items), len(self.slots))
+    def _send(self, rows: dict, items: list) -> None:
+        shape = {kind: len(rows.get(kind, items if kind == "items" else ())) for kind in _WRITE_ROWS}
+        if not any(shape.values()):
+            return
         params = {"cart": self.cart_id, "now": utcnow()}
-        for k, (c, s) in enumerate(self.items_gone):
-            params[f"gc{k}"], params[f"gs{k}"] = c, s
-        for k, r in enumerate(self.res_changed.values()):
-            params.update({f"ci{k}": r.id, f"cs{k}": r.status, f"cc{k}": r.cart_id, f"cu{k}": r.held_until})
-        for k, r in enumerate(new):
-            params.update({f"nc{k}": r.child_id, f"ns{k}": r.slot_id, f"na{k}": r.activity_id, f"nf{k}": r.family_id,
-                           f"nt{k}": r.status, f"nk{k}": r.cart_id, f"nu{k}": r.held_until})
-        for k, (i, r) in enumerate(items):
-            params.update({f"ic{k}": i.child_id, f"is{k}": i.slot_id, f"ia{k}": i.action,
-                           f"ir{k}": r.id if r is not None else i.reservation_id})
-        for k, slot in enumerate(self.slots.values()):
-            params[f"si{k}"], params[f"st{k}"] = slot.id, slot.taken
-        ids = {(row.child_id, row.slot_id): row.id for row in _rows(_write_statement(shape), **params)}
-        for res in new:
-            res.id = ids[(res.child_id, res.slot_id)]
+
+        def bind(kind, listed):
+            for k, row in enumerate(listed):
+                params.update({f"{kind}{k}_{c}": v for c, v in row.items()})
+
+        def item_rows():  # a new reservation without its id yet: None (PostgreSQL joins it in)
+            return [{"child_id": i.child_id, "slot_id": i.slot_id, "action": i.action,
+                     "reservation_id": r.id if r is not None else i.reservation_id} for i, r in items]
+
+        for kind, listed in rows.items():
+            bind(kind, listed)
+        if is_postgres():
+            bind("items", item_rows())
+            found = _rows(_writes_for(shape, "postgresql"), **params)
+            ids = {(row.child_id, row.slot_id): row.id for row in found}
+            for res in self.res_new:
+                res.id = ids[(res.child_id, res.slot_id)]
+        else:
+            for kind, stmt in _writes_for(shape, "other").items():
+                if kind == "items":
+                    bind("items", item_rows())
+                found = _rows(stmt, **params)
+                if kind == "added":
+                    ids = {(row.child_id, row.slot_id): row.id for row in found}
+                    for res in self.res_new:
+                        res.id = ids[(res.child_id, res.slot_id)]
         for item, res in items:
             if res is not None:
                 item.reservation_id = res.id
-
-    def _send_each(self) -> None:
-        if self.items_gone:
-            _run(_DROP_ITEM, [{"b_cart": self.cart_id, "b_child": c, "b_slot": s} for c, s in self.items_gone])
-        if self.res_changed:
-            _run(_SET_RES, [{"b_id": r.id, "b_status": r.status, "b_cart": r.cart_id, "b_until": r.held_until}
-                            for r in self.res_changed.values()])
-        if self.res_new:
-            now = utcnow()
-            ids = db.session.connection().execute(_ADD_RES, [
-                {"tenant_id": self.tenant_id, "child_id": r.child_id, "slot_id": r.slot_id,
-                 "activity_id": r.activity_id, "family_id": r.family_id, "status": r.status, "cart_id": r.cart_id,
-                 "held_until": r.held_until, "created_at": now, "updated_at": now}
-                for r in self.res_new]).scalars().all()
-            for res, rid in zip(self.res_new, ids, strict=True):
-                res.id = rid
-        if self.items_new:
-            db.session.connection().execute(_ADD_ITEM, [
-                {"tenant_id": self.tenant_id, "cart_id": self.cart_id, "child_id": i.child_id, "slot_id": i.slot_id,
-                 "action": i.action, "reservation_id": r.id if r is not None else i.reservation_id}
-                for i, r in self.items_new])
-            for item, res in self.items_new:
-                if res is not None:
-                    item.reservation_id = res.id
-        set_taken(list(self.slots.values()))
 
 
 def forget(model, ids) -> None:
