@@ -49,7 +49,6 @@ from core.reservations.rules import (
 from core.reservations.store import ItemRow, LockedSlots, Placed, ResRow, Writes
 from core.reservations.waitlist import promote_waitlist
 from extensions import db
-from tenants.context import require_tenant_id
 
 
 def open_cart(*, user, family, activity_ids: list[int], child_ids: list[int], hold_minutes: int) -> Cart:
@@ -108,7 +107,6 @@ def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: 
     child_ids = sorted({c for c, _s, _w in wishes})
     if not set(child_ids).issubset(cart.child_ids):
         raise BookingError("not_in_cart")
-    tid = require_tenant_id()
     if locked is None:
         locked = store.lock_slots(slot_ids, child_ids)
     slots, children = locked.slots, locked.children
@@ -145,7 +143,7 @@ def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: 
         ctx.items = {k: i for k, i in ctx.items.items()
                      if not (i.action == ACTION_BOOK and k[1] in freed and ctx.reservations.get(k) is not None
                              and ctx.reservations[k].status == RES_CANCELLED)}
-    writes = Writes(tid, cart.id)
+    writes = Writes(cart.id)
     for sid in freed:
         writes.taken(slots[sid])
     if touch(cart, max([a.hold_minutes for a in ctx.activities.values()] or [20])):

@@ -18,7 +18,7 @@ import secrets
 import time
 from dataclasses import dataclass, field, fields, make_dataclass
 from datetime import date, datetime
-from operator import attrgetter
+from operator import itemgetter
 
 from flask import current_app
 from sqlalchemy import (
@@ -171,18 +171,27 @@ class _Reader:
         self.cls, self.prefix = cls, prefix
         self.names = tuple(names or (f.name for f in fields(cls)))
         self.labels = tuple(prefix + n for n in self.names)
-        self._get = attrgetter(*self.labels)
 
     def columns(self, table, **extra):
         """The table's columns for these fields (or `extra[name]`), labelled."""
         return tuple((extra[n] if n in extra else table.c[n]).label(self.prefix + n) for n in self.names
                      if n in extra or n in table.c)
 
-    def __call__(self, row):
-        return self.cls(**dict(zip(self.names, self._get(row), strict=True)))
+    def on(self, keys: tuple):
+        """A function building `cls` from a row of a result whose columns are `keys` (each field's
+        column found by its label once per result, not per row), or None when the row has none
+        (an outer join: the first field, the id, is NULL)."""
+        get = itemgetter(*(keys.index(label) for label in self.labels))
+        first = keys.index(self.labels[0])
+        cls, names = self.cls, self.names
 
-    def present(self, row) -> bool:
-        return getattr(row, self.labels[0]) is not None
+        def read(row):
+            return None if row[first] is None else cls(**dict(zip(names, get(row), strict=True)))
+        return read
+
+
+def _keys(rows) -> tuple:
+    return rows[0]._fields if rows else ()
 
 
 # ====================================================================== statements
@@ -467,14 +476,23 @@ def load_activities(activity_ids, *, with_units: bool = False, version: int | No
 
 def _read_activities(ids: list[int], *, with_units: bool) -> list:
     if not with_units:
-        return [_as_activity(row) for row in _rows(_ACTIVITIES, activity_ids=ids)]
+        found = _rows(_ACTIVITIES, activity_ids=ids)
+        if not found:
+            return []
+        as_activity = _as_activity.on(_keys(found))
+        return [as_activity(row) for row in found]
+    found = _rows(_ACTIVITIES_WITH_UNITS, activity_ids=ids)
+    if not found:
+        return []
+    keys = _keys(found)
+    as_activity, as_unit = _as_activity.on(keys), _as_unit.on(keys)
     out: dict[int, object] = {}
-    for row in _rows(_ACTIVITIES_WITH_UNITS, activity_ids=ids):
-        activity = out.get(row.a_id)
-        if activity is None:
-            activity = out[row.a_id] = _as_activity(row)
-        if _as_unit.present(row):
-            activity.units.append(_as_unit(row))
+    for row in found:
+        activity = as_activity(row)
+        activity = out.setdefault(activity.id, activity)
+        unit = as_unit(row)
+        if unit is not None:
+            activity.units.append(unit)
     return list(out.values())
 
 
@@ -491,10 +509,11 @@ def _activities_changed(session, _flush_context) -> None:
 
 # ====================================================================== démarches, slots, children
 
-def _cart_of(row) -> CartRow:
-    """A CartRow from a row that carries the démarche's columns, its activities version and its
-    items as one string ("child:slot:action:reservation:activity:time_slot:day,…")."""
-    cart = _as_cart(row)
+def _cart_of(found) -> CartRow:
+    """A CartRow from the first of rows that carry the démarche's columns, its activities version
+    and its items as one string ("child:slot:action:reservation:activity:time_slot:day,…")."""
+    row = found[0]
+    cart = _as_cart.on(row._fields)(row)
     for text_ in (row.cart_items or "").split(","):
         if text_:
             child, slot, action, reservation, activity, time_slot, day = text_.split(":")
@@ -509,7 +528,7 @@ def read_cart(cart_id: int) -> CartRow | None:
     """The démarche with its items (no lock).  None when it is not the current commune's."""
     flush_pending()
     found = _rows(_READ_CART, cart_id=int(cart_id))
-    return _cart_of(found[0]) if found else None
+    return _cart_of(found) if found else None
 
 
 def read_cart_and_children(cart_id: int) -> tuple[CartRow | None, list[ChildRow], set[tuple[int, int]]]:
@@ -519,33 +538,41 @@ def read_cart_and_children(cart_id: int) -> tuple[CartRow | None, list[ChildRow]
     found = _rows(_CART_AND_CHILDREN, cart_id=int(cart_id))
     if not found:
         return None, [], set()
-    cart = _cart_of(found[0])
+    cart = _cart_of(found)
     wanted, activities = set(cart.child_ids), set(cart.activity_ids)
+    keys = _keys(found)
+    as_child, child_at, inscribed_at = _as_child.on(keys), keys.index("c_id"), keys.index("inscribed_to")
     children: dict[int, ChildRow] = {}
     inscribed: set[tuple[int, int]] = set()
     for row in found:
-        if row.c_id is None or row.c_id not in wanted:
+        child_id = row[child_at]
+        if child_id is None or child_id not in wanted:
             continue
-        if row.c_id not in children:
-            children[row.c_id] = _as_child(row)
-        if row.inscribed_to in activities:
-            inscribed.add((row.c_id, row.inscribed_to))
+        if child_id not in children:
+            children[child_id] = as_child(row)
+        if row[inscribed_at] in activities:
+            inscribed.add((child_id, row[inscribed_at]))
     return cart, list(children.values()), inscribed
 
 
 def load_slots(activity_id: int, first: date, last: date, child_ids=()) -> tuple[list[SlotRow], list[Placed]]:
     """An activity's slots that fall in [first, last], by day, time slot and title, and these
     children's reservations on them (for `Context.load(reservations=…)`)."""
+    found = _rows(_SLOTS_IN_RANGE, activity_id=activity_id, first=first, last=last, child_ids=sorted(set(child_ids)))
+    keys = _keys(found)
     slots: dict[int, SlotRow] = {}
     reservations = []
-    for row in _rows(_SLOTS_IN_RANGE, activity_id=activity_id, first=first, last=last,
-                     child_ids=sorted(set(child_ids))):
-        slot = slots.get(row.s_id)
+    if found:
+        as_slot, as_res, slot_at, label_at = _as_slot.on(keys), _as_res.on(keys), keys.index("s_id"), \
+            keys.index("unit_label")
+    for row in found:
+        slot = slots.get(row[slot_at])
         if slot is None:
-            slot = slots[row.s_id] = _as_slot(row)
-            slot.unit_label = row.unit_label
-        if _as_res.present(row):
-            reservations.append(Placed(_as_res(row), slot.activity_id, slot.day, slot.time_slot))
+            slot = slots[row[slot_at]] = as_slot(row)
+            slot.unit_label = row[label_at]
+        res = as_res(row)
+        if res is not None:
+            reservations.append(Placed(res, slot.activity_id, slot.day, slot.time_slot))
     return list(slots.values()), reservations
 
 
@@ -554,7 +581,7 @@ def lock_cart(cart_id: int) -> CartRow | None:
     statement.  None when it is not the current commune's (or does not exist).  May raise Busy."""
     flush_pending()
     found = _locked(Cart, _LOCK_CART, [int(cart_id)], cart_id=int(cart_id))
-    return _cart_of(found[0]) if found else None
+    return _cart_of(found) if found else None
 
 
 @dataclass(slots=True)
@@ -569,17 +596,25 @@ class LockedSlots:
 
 def _locked_slots(rows) -> LockedSlots:
     out = LockedSlots()
+    if not rows:
+        return out
+    keys = _keys(rows)
+    as_slot, as_child, as_res = _as_slot.on(keys), _as_child.on(keys), _as_res.on(keys)
+    slot_at, child_at, inscribed_at = keys.index("s_id"), keys.index("c_id"), keys.index("inscribed_to")
+    label_at, waiting_at = keys.index("unit_label"), keys.index("has_waitlist")
     for row in rows:
-        slot = out.slots.get(row.s_id)
+        slot = out.slots.get(row[slot_at])
         if slot is None:
-            slot = out.slots[row.s_id] = _as_slot(row)
-            slot.unit_label, slot.has_waitlist = row.unit_label, bool(row.has_waitlist)
-        if row.c_id not in out.children:
-            out.children[row.c_id] = _as_child(row)
-        if row.inscribed_to is not None:
-            out.inscribed.add((row.c_id, row.inscribed_to))
-        if _as_res.present(row):
-            out.reservations.append(Placed(_as_res(row), slot.activity_id, slot.day, slot.time_slot))
+            slot = out.slots[row[slot_at]] = as_slot(row)
+            slot.unit_label, slot.has_waitlist = row[label_at], bool(row[waiting_at])
+        child_id = row[child_at]
+        if child_id not in out.children:
+            out.children[child_id] = as_child(row)
+        if row[inscribed_at] is not None:
+            out.inscribed.add((child_id, row[inscribed_at]))
+        res = as_res(row)
+        if res is not None:
+            out.reservations.append(Placed(res, slot.activity_id, slot.day, slot.time_slot))
     return out
 
 
@@ -594,7 +629,7 @@ def lock_cart_and_slots(cart_id: int, slot_ids, child_ids) -> tuple[CartRow | No
     if not rows:
         return None, None
     mark_locked(Slot, slot_ids)
-    return _cart_of(rows[0]), _locked_slots(rows)
+    return _cart_of(rows), _locked_slots(rows)
 
 
 def lock_slots(slot_ids, child_ids) -> LockedSlots:
@@ -608,17 +643,28 @@ def lock_children(child_ids) -> None:
     _locked(Child, _LOCK_CHILDREN, child_ids, child_ids=child_ids)
 
 
+def _placed(found) -> list[Placed]:
+    """Reservations with where their slot lies (`_PLACED`)."""
+    if not found:
+        return []
+    keys = _keys(found)
+    as_res, place = _as_res.on(keys), itemgetter(*(keys.index(c.name) for c in _PLACE))
+    out = []
+    for row in found:
+        activity_id, day, time_slot = place(row)
+        out.append(Placed(as_res(row), activity_id=activity_id, day=day, time_slot=time_slot))
+    return out
+
+
 def busy_on(child_ids, activity_ids, days) -> list[Placed]:
     """What these children take (or hold) in these activities on these days."""
-    return [Placed(_as_res(row), row.p_activity_id, row.p_day, row.p_time_slot)
-            for row in _rows(_BUSY, child_ids=sorted(set(child_ids)), activity_ids=sorted(set(activity_ids)),
-                             days=sorted(set(days)))]
+    return _placed(_rows(_BUSY, child_ids=sorted(set(child_ids)), activity_ids=sorted(set(activity_ids)),
+                         days=sorted(set(days))))
 
 
 def reservations_in_range(child_ids, activity_ids, first: date, last: date) -> list[Placed]:
-    return [Placed(_as_res(row), row.p_activity_id, row.p_day, row.p_time_slot)
-            for row in _rows(_RESERVATIONS_IN_RANGE, child_ids=sorted(set(child_ids)),
-                             activity_ids=sorted(set(activity_ids)), first=first, last=last)]
+    return _placed(_rows(_RESERVATIONS_IN_RANGE, child_ids=sorted(set(child_ids)),
+                         activity_ids=sorted(set(activity_ids)), first=first, last=last))
 
 
 def accepted_inscriptions(child_ids, activity_ids) -> set[tuple[int, int]]:
@@ -657,8 +703,8 @@ def release_expired_holds(slot_ids) -> list[tuple[int, int]]:
 class Writes:
     """What one call of the core changes, sent at the end in a few statements."""
 
-    def __init__(self, tenant_id: int, cart_id: int):
-        self.tenant_id, self.cart_id = tenant_id, cart_id
+    def __init__(self, cart_id: int):
+        self.cart_id = cart_id
         self.slots: dict[int, object] = {}            # slots whose `taken` changed
         self.res_changed: dict[int, ResRow] = {}      # existing reservations whose state changed
         self.res_new: list[ResRow] = []               # reservations to insert
