@@ -281,7 +281,7 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.template_filter("closed_label")
     def closed_label(code):
-        from core.booking import REASONS
+        from core.reservations import REASONS
 
         return str(REASONS.get(code, ""))
 

@@ -562,8 +562,8 @@ def print_profile(name: str, path: Path, top: int = 25) -> None:
         own[leaf] = own.get(leaf, 0) + n
     print(f"\nProfil py-spy — {name} ({total} échantillons)")
     print("  inclusif (fonctions du projet et des bibliothèques clés) :")
-    keys = ("app.py", "routes.py", "booking.py", "planning.py", "demandes.py", "locking.py", "web.py", "scoping.py",
-            "waiting_room.py", "gate.py", "render_template", "dispatch_request", "do_orm_execute", "execute",
+    keys = ("app.py", "routes.py", "service.py", "store.py", "rules.py", "fastsql.py", "planning.py", "demandes.py",
+            "locking.py", "web.py", "scoping.py", "waiting_room.py", "gate.py", "render_template", "dispatch_request", "do_orm_execute", "execute",
             "commit", "flush", "_load_user", "url_for", "format_date", "gettext", "open_session", "save_session",
             "validate_csrf", "load_tenant", "_connection_for_bind", "do_execute", "recv", "connect")
     rows = sorted(((v, k) for k, v in inclusive.items() if any(x in k for x in keys)), reverse=True)[:top]

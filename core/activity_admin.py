@@ -18,9 +18,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from core.activity_config import upsert_activity
-from core.booking import slot_dates
 from core.bounds import FIRST_DAY, LAST_DAY, MAX_SPAN_DAYS, day_in_range
 from core.models import KIND_SESSIONS, KIND_UNITS, Activity, ActivityUnit, Reservation, Slot
+from core.reservations import slot_dates
 from extensions import db
 
 MAX_PLACES = 10_000  # a unit's or a session's places, as the activity form allows them

@@ -14,7 +14,6 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
-from core.booking import online_remaining, slot_dates
 from core.models import (
     DEMANDE_EN_COURS,
     DEMANDE_OPEN,
@@ -37,6 +36,7 @@ from core.models import (
     Slot,
     User,
 )
+from core.reservations import online_remaining, slot_dates
 from extensions import db
 
 DEFAULT_REFUSAL_MOTIFS = ["Pièces manquantes au dossier", "Factures impayées"]  # (UNPAID_INVOICES_MOTIF)

@@ -23,7 +23,6 @@ from sqlalchemy import select
 
 from core import calendar as cal
 from core import clock
-from core.booking import describe_slot, slot_dates
 from core.clock import utcnow
 from core.demandes import next_number
 from core.locking import lock_one
@@ -52,6 +51,7 @@ from core.models import (
     Slot,
     User,
 )
+from core.reservations import describe_slot, lifecycle, slot_dates
 from extensions import db
 
 # ====================================================================== statuses, views
@@ -415,7 +415,7 @@ def declare_absence(res: Reservation, *, user: User, motif: str, document: str |
     slot = db.session.get(Slot, res.slot_id)
     activity = db.session.get(Activity, res.activity_id)
     child = db.session.get(Child, res.child_id)
-    res.status = RES_ABSENT
+    lifecycle.mark_absent(res)
     res.absence_motif = motif
     res.absence_document = document
     now = utcnow()

@@ -28,7 +28,6 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core.admin_models import RUN_PREVIEW, RUN_PUBLISHED, RUN_SUPERSEDED, AllocationRun
-from core.booking import release_expired_holds_of
 from core.clock import utcnow
 from core.locking import lock
 from core.mail import queue_mail
@@ -47,7 +46,6 @@ from core.models import (
     LINE_WAITLIST,
     RES_ABSENT,
     RES_PENDING,
-    RES_REFUSED,
     RES_RESERVED,
     RES_WAITLIST,
     TYPE_RESERVATION,
@@ -61,6 +59,7 @@ from core.models import (
     Slot,
     User,
 )
+from core.reservations import lifecycle
 from extensions import db
 
 METHOD_FCFS = "fcfs"
@@ -332,7 +331,7 @@ def publish(run: AllocationRun, *, actor: str, links=None) -> AllocationRun:
     first = _pool(activity)
     lock(Demande, {line.demande_id for line in first.lines.values()})
     slots = lock(Slot, [s.id for s in first.slots])
-    release_expired_holds_of(slots)
+    lifecycle.release_expired(slots)
     pool = _pool(activity, slots=slots)
     result = _compute(pool, rules, run.seed)
     if _signature(result) != _signature(run.result or []):
@@ -350,27 +349,18 @@ def publish(run: AllocationRun, *, actor: str, links=None) -> AllocationRun:
         line = pool.lines[r["line_id"]]
         res = pool.reservations[r["line_id"]]
         slot = slots[res.slot_id]
-        taking = res.status == RES_PENDING
         if r["outcome"] == OUT_ACCEPTED:
             line.status = LINE_ACCEPTED
             line.motif = None
-            res.status = RES_RESERVED
-            if not taking:
-                slot.taken += 1
+            lifecycle.accept(res, slot)
         elif r["outcome"] == OUT_WAITLIST:
             line.status = LINE_WAITLIST
-            res.status = RES_WAITLIST
-            res.waitlisted_at = now + timedelta(microseconds=r["rank"])  # the list's order is the waiting order
-            if taking:
-                slot.taken = max(0, slot.taken - 1)
+            # the list's order is the waiting order
+            lifecycle.to_waitlist(res, slot, at=now + timedelta(microseconds=r["rank"]))
         else:
             line.status = LINE_REFUSED
             line.motif = motif
-            res.status = RES_REFUSED
-            if taking:
-                slot.taken = max(0, slot.taken - 1)
-        res.cart_id = None
-        res.held_until = None
+            lifecycle.refuse(res, slot)
         touched[line.demande_id] = line.demande
     for demande in touched.values():
         demande.status = _status_after(demande.lines)

@@ -10,7 +10,6 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from core.booking import _release, describe_slot, promote_waitlist, slot_dates
 from core.clock import utcnow
 from core.locking import lock, lock_one
 from core.mail import queue_mail
@@ -37,10 +36,8 @@ from core.models import (
     LINE_PENDING,
     LINE_REFUSED,
     LINE_WAITLIST,
-    RES_CANCELLED,
     RES_HELD,
     RES_PENDING,
-    RES_REFUSED,
     RES_RESERVED,
     RES_WAITLIST,
     TYPE_ABSENCE,
@@ -60,6 +57,7 @@ from core.models import (
     Slot,
     User,
 )
+from core.reservations import describe_slot, lifecycle, promote_waitlist, slot_dates
 from extensions import db
 
 STATUS_LABELS = {
@@ -181,29 +179,23 @@ def submit_cart(cart: Cart, user: User, *, links) -> Demande:
                            activity_id=activity.id, slot_id=slot.id, label=label)
         if item.action == ACTION_BOOK:
             res = reservations[item.reservation_id]
-            res.status = RES_RESERVED if immediate else RES_PENDING
-            res.held_until = None
-            res.cart_id = None
+            lifecycle.confirm(res, slot, immediate=immediate)
             line.status = LINE_ACCEPTED if immediate else LINE_PENDING
         elif item.action == ACTION_WAITLIST:
             res = db.session.scalars(select(Reservation).where(
                 Reservation.child_id == child.id, Reservation.slot_id == slot.id)).first()
             if res is None:
                 res = Reservation(tenant_id=cart.tenant_id, child_id=child.id, slot_id=slot.id,
-                                  activity_id=activity.id, family_id=child.family_id, status=RES_WAITLIST)
+                                  activity_id=activity.id, family_id=child.family_id)
                 db.session.add(res)
-            res.status = RES_WAITLIST
-            res.cart_id = None
-            res.waitlisted_at = utcnow()
+            if lifecycle.to_waitlist(res, slot):
+                promote.append(slot)
             line.status = LINE_WAITLIST
         elif item.action == ACTION_CANCEL:
             res = reservations.get(item.reservation_id)
-            if res is not None and res.status in (RES_PENDING, RES_RESERVED, RES_WAITLIST):
-                was_taking = res.status != RES_WAITLIST
-                res.status = RES_CANCELLED
-                if was_taking:
-                    slot.taken = max(0, slot.taken - 1)
-                    promote.append(slot)
+            if res is not None and res.status in (RES_PENDING, RES_RESERVED, RES_WAITLIST) \
+                    and lifecycle.cancel(res, slot):
+                promote.append(slot)
             line.status = LINE_ACCEPTED
             line.label = str(_l("Annulation")) + " : " + label
         db.session.flush()
@@ -303,12 +295,9 @@ def decide(demande: Demande, *, accept: set[int], refuse: set[int], motif: str |
             res = db.session.get(Reservation, line.reservation_id, populate_existing=True)  # read under the slot lock
             if res is not None and res.status == RES_PENDING:
                 if ok:
-                    res.status = RES_RESERVED
-                else:
-                    slot = slots[res.slot_id]
-                    _release(res, slot)
-                    res.status = RES_REFUSED
-                    promote.append(slot)
+                    lifecycle.accept(res, slots[res.slot_id])
+                elif lifecycle.refuse(res, slots[res.slot_id]):
+                    promote.append(slots[res.slot_id])
     remaining = [line for line in demande.lines if line.status == LINE_PENDING]
     demande.status = DEMANDE_EN_COURS if remaining else _status_from_lines(demande.lines)
     if motif and demande.status in (DEMANDE_REFUSEE, DEMANDE_PARTIELLE):
@@ -353,13 +342,9 @@ def cancel_demande(demande: Demande, user: User) -> Demande:
                 db.session.delete(ins)
         elif line.reservation_id:
             res = db.session.get(Reservation, line.reservation_id, populate_existing=True)  # read under the slot lock
-            if res is not None and res.status in (RES_PENDING, RES_WAITLIST):
-                taking = res.status == RES_PENDING
-                res.status = RES_CANCELLED
-                if taking:
-                    slot = slots[res.slot_id]
-                    slot.taken = max(0, slot.taken - 1)
-                    promote.append(slot)
+            if res is not None and res.status in (RES_PENDING, RES_WAITLIST) \
+                    and lifecycle.cancel(res, slots[res.slot_id]):
+                promote.append(slots[res.slot_id])
     demande.status = DEMANDE_ANNULEE
     demande.decided_at = utcnow()
     _event(demande, DEMANDE_ANNULEE, user.display_name)

@@ -20,7 +20,7 @@ from extensions import db
 
 LOCK_TIMEOUT = "5s"
 
-try:  # PostgreSQL's driver, whose errors reach core.hotsql's callers as they are
+try:  # PostgreSQL's driver, whose errors reach callers of a bare cursor (core.billing.bulk) as they are
     from psycopg import OperationalError as _PsycopgOperationalError
 
     _DRIVER_OPERATIONAL: tuple = (_PsycopgOperationalError,)
@@ -109,9 +109,9 @@ def _held() -> set:
 
 
 @contextmanager
-def _busy_on_lock_timeout():
+def busy_on_lock_timeout():
     """A lock not taken in time (or a deadlock) ends the transaction and raises Busy: "Réessayez
-    dans un instant".  SQLAlchemy's error or the driver's own (core.hotsql)."""
+    dans un instant".  SQLAlchemy's error or the driver's own (a bare cursor)."""
     try:
         yield
     except (OperationalError, *_DRIVER_OPERATIONAL) as exc:
@@ -138,7 +138,7 @@ def lock(model, ids, *options) -> dict:
     stmt = select(model).where(model.id.in_(ids)).order_by(model.id).options(*options)
     if is_postgres():
         stmt = stmt.with_for_update(of=model)
-    with _busy_on_lock_timeout():
+    with busy_on_lock_timeout():
         rows = db.session.scalars(stmt.execution_options(populate_existing=True)).unique().all()
     mark_locked(model, [row.id for row in rows])  # the transaction may have begun with this read
     return {row.id: row for row in rows}
@@ -156,16 +156,3 @@ def is_locked(model, ident) -> bool:
 def mark_locked(model, ids) -> None:
     """Rows of `model` this transaction locked along with another table's (one statement)."""
     _held().update((model, int(i)) for i in ids)
-
-
-def lock_rows(model, stmt, params: dict, ids) -> list:
-    """Run `stmt` (a column select ending in FOR UPDATE OF `model`'s table, rows in id order) and
-    return its rows: the hot paths' lock, without building ORM objects.  The locked `ids` join the
-    transaction's memo as `lock()`'s do; a lock timeout raises Busy."""
-    from core.hotsql import rows as hot_rows
-
-    set_lock_timeout()
-    with _busy_on_lock_timeout():
-        rows = hot_rows(stmt, params)
-    mark_locked(model, ids)
-    return rows

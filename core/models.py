@@ -268,7 +268,7 @@ class Slot(TenantScoped, db.Model):
 
     @property
     def unit_label(self) -> str | None:
-        """"Matin", "Repas"… (as the locked rows of a tick carry it: core.booking.SlotRow)."""
+        """"Matin", "Repas"… (as the locked rows of a tick carry it: core.reservations.SlotRow)."""
         return self.unit.label if self.unit_id is not None and self.unit is not None else None
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 
 def expire_everywhere() -> int:
-    from core.booking import expire_abandoned_carts
+    from core.reservations import expire_abandoned_carts
     from extensions import db
     from jobs import app_context
     from tenants.context import tenant_scope

@@ -19,7 +19,7 @@ class Tenant(db.Model):
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # A new random value whenever one of the commune's activities (or their units) changes: the hot
-    # paths keep the activities per process and read this with the démarche (core/booking.py).
+    # paths keep the activities per process and read this with the démarche (core/reservations/store.py).
     activities_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     def setting(self, *path, default=None):

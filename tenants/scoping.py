@@ -22,9 +22,8 @@ from sqlalchemy.orm import (
     with_loader_criteria,
 )
 
+from core import fastsql
 from core.bounds import as_id
-from core.hotsql import hot
-from core.hotsql import rows as hot_rows
 from tenants.context import CrossTenantWrite, TenantNotSet, current_tenant_id, is_unscoped
 
 
@@ -136,16 +135,16 @@ def get_scoped_row(session: Session, model, ident):
         plan = _by_id.get(model)
         if plan is None:
             table = model.__table__
-            keys = [inspect(model).get_property_by_column(col).key for col in table.columns]
-            stmt = hot(select(*table.columns).where(table.c.id == bindparam("ident"),
-                                                    table.c.tenant_id == bindparam("tid")))
+            keys = {col.name: inspect(model).get_property_by_column(col).key for col in table.columns}
+            stmt = fastsql.Hot(select(*table.columns).where(table.c.id == bindparam("ident"),
+                                                            table.c.tenant_id == bindparam("tid")))
             plan = _by_id[model] = (stmt, keys)
         stmt, keys = plan
-        found = hot_rows(stmt, {"ident": ident, "tid": tid})
+        found = fastsql.rows(stmt, {"ident": ident, "tid": tid})
         if not found:
             return None
-        row = found[0]
-        obj = model(**dict(zip(keys, row, strict=True)))
+        row = found[0]._mapping
+        obj = model(**{key: row[name] for name, key in keys.items()})
         make_transient_to_detached(obj)
         session.add(obj)
     return obj if obj.tenant_id == tid else None

@@ -7,7 +7,7 @@ import copy
 import pytest
 from sqlalchemy import select
 
-from core import booking
+from core import reservations as booking
 from core.accounts import hash_password
 from core.demandes import create_inscription_demande, submit_cart
 from core.models import Activity, Child, Demande, SupportUser, User

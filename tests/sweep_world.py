@@ -318,7 +318,7 @@ class World:
     def fresh_cart(self, slug) -> int:
         """An open démarche of the family for a new child of its own (inscribed to both activities, a
         day ticked: the sweep's ticks hold the other children's days) and the second child."""
-        from core import booking
+        from core import reservations as booking
         from core.models import INSCRIPTION_ACCEPTED, Activity, Child, Inscription, Slot, User
 
         c = self.c[slug]

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
-from core import booking
 from core import calendar as cal
+from core import reservations as booking
 from core.demandes import decide, submit_cart
 from core.models import (
     Activity,

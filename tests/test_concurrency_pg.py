@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, func, select, text
 
 import core.locking
 from app import create_app
-from core import booking
+from core import reservations as booking
 from core.clock import utcnow
 from core.demandes import AlreadyDecided, cancel_demande, decide, submit_cart
 from core.locking import Busy

@@ -321,7 +321,7 @@ def test_flask_worker_releases_the_places_of_abandoned_demarches(services, app, 
     """The worker's sweep also frees what an abandoned démarche held, so "Places : N" stays exact."""
     from datetime import datetime
 
-    from core import booking
+    from core import reservations as booking
     from core.models import Activity, Cart, Child, Reservation, Slot, User
     from tenants.context import tenant_scope
     from tests.conftest import days_from_today

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from core import booking
+from core import reservations as booking
 from core.clock import utcnow
 from core.models import Activity, Cart, Child, Reservation, Slot
 from extensions import db

@@ -12,8 +12,9 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from blueprints.dates import date_dm, date_long, weekday_names
-from core import booking, clock
 from core import calendar as cal
+from core import clock
+from core import reservations as booking
 from core.activity_config import TIME_SLOTS
 from core.models import KIND_UNITS, Activity, Slot
 from extensions import db
@@ -178,7 +179,7 @@ class Planning:
 
 def build(cart, activities: list, activity, children: list, *, view: str, anchor: date,
           zone: str, filters: Filters, inscribed: set | None = None) -> Planning:
-    """The page's view-model.  `activities`, `children` and `cart` are rows (core.booking) or ORM
+    """The page's view-model.  `activities`, `children` and `cart` are rows (core.reservations) or ORM
     objects alike; `inscribed`: the children's accepted inscriptions when read with them."""
     start, end, weeks = date_range(view, anchor)
     all_slots, reservations = booking.load_slots(activity.id, start, end, [c.id for c in children])

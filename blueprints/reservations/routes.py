@@ -16,8 +16,8 @@ from blueprints.reservations import bp
 from blueprints.reservations import planning as pl
 from blueprints.rush.gate import gate as rush_gate
 from blueprints.rush.gate import leave as rush_leave
-from core import booking, clock
-from core.booking import BookingError
+from core import clock
+from core import reservations as booking
 from core.bounds import as_id, as_ids
 from core.demandes import DemandeError, submit_cart
 from core.locking import Busy
@@ -33,6 +33,7 @@ from core.models import (
     Inscription,
     Slot,
 )
+from core.reservations import BookingError
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import current_tenant, role_required

@@ -3,6 +3,6 @@
 attestations.
 
 One data path: every price comes from `core.billing.pricing.price`; the reservations are read
-only through `core.booking_read` (never from the reservation, slot or cart tables here); services
+only through `core.reservations.queries` (never from the reservation, slot or cart tables here); services
 never commit (the views and the CLI do).
 """

@@ -13,9 +13,10 @@ from datetime import date
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
 
-from core import booking_read, clock
+from core import clock
 from core.billing.models import ATTENDANCE_ABSENT, ATTENDANCE_PRESENT, Attendance
 from core.models import INSCRIPTION_ACCEPTED, Activity, Child, Inscription
+from core.reservations import queries
 from extensions import db
 
 MARKS = (ATTENDANCE_PRESENT, ATTENDANCE_ABSENT)
@@ -47,7 +48,7 @@ class Roster:
 
 def roster(activity: Activity, day: date) -> Roster:
     """The day's slots, the children booked on them and what was pointed: three statements."""
-    rows = booking_read.day_roster(activity.id, day)
+    rows = queries.day_roster(activity.id, day)
     slots, seen, children = [], set(), {}
     for r in rows:
         if r.slot_id not in seen:

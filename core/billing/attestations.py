@@ -12,7 +12,6 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from core import booking_read
 from core.billing.models import (
     ATTENDANCE_ABSENT,
     ATTENDANCE_PRESENT,
@@ -25,6 +24,7 @@ from core.billing.models import (
 )
 from core.billing.pricing import round_cents
 from core.models import RES_RESERVED, Child
+from core.reservations import queries
 from extensions import db
 
 ZERO = Decimal("0.00")
@@ -98,7 +98,7 @@ class PresenceAttestation:
 
 def presence(child: Child, activity, first: date, last: date) -> PresenceAttestation:
     """Days the child was there: booked and not pointed absent, or pointed present.  Three statements."""
-    rows = booking_read.bookings_between(first, last, [activity.id], statuses=(RES_RESERVED,), child_ids=[child.id])
+    rows = queries.bookings_between(first, last, [activity.id], statuses=(RES_RESERVED,), child_ids=[child.id])
     marks = {(m.slot_id, m.day): m.status for m in db.session.scalars(select(Attendance).where(
         Attendance.child_id == child.id, Attendance.activity_id == activity.id, Attendance.day >= first,
         Attendance.day <= last))}
@@ -107,6 +107,6 @@ def presence(child: Child, activity, first: date, last: date) -> PresenceAttesta
     booked = {(r.slot_id, r.day) for r in rows}
     extra = [k for k, v in marks.items() if v == ATTENDANCE_PRESENT and k not in booked]
     if extra:
-        slots = booking_read.slots_by_id({s for s, _d in extra})
+        slots = queries.slots_by_id({s for s, _d in extra})
         days += [(d, slots[s].unit_label or slots[s].title or activity.name) for s, d in extra if s in slots]
     return PresenceAttestation(child, activity.name, first, last, sorted(days))

@@ -1,7 +1,7 @@
 """The estimated cost of a démarche while the parent ticks: its items priced with `price()`.
 
 No statement of its own: the items come with the démarche's lock (their slot's activity, time slot
-and day, core.booking.ItemRow), the tariffs with the commune's settings, and the family's pricing
+and day, core.reservations.ItemRow), the tariffs with the commune's settings, and the family's pricing
 (QF periods, residency, siblings' ranks) is kept with the démarche since it was opened.
 """
 

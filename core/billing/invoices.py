@@ -30,7 +30,7 @@ from core.billing.models import (
     Payment,
 )
 from core.billing.pricing import cents, euros
-from core.locking import _busy_on_lock_timeout, is_postgres, set_lock_timeout
+from core.locking import busy_on_lock_timeout, is_postgres, set_lock_timeout
 from core.models import User
 from extensions import db
 from tenants.context import require_tenant_id
@@ -83,7 +83,7 @@ def allocate_numbers(regie: str, year: int, count: int) -> list[int]:
                                                    table.c.year == year)
     if is_postgres():
         stmt = stmt.with_for_update()
-    with _busy_on_lock_timeout():
+    with busy_on_lock_timeout():
         counter_id, value = db.session.execute(stmt).one()
     db.session.execute(table.update().where(table.c.id == counter_id, table.c.tenant_id == tid)
                        .values(value=value + count))

@@ -27,8 +27,8 @@ from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, insert, select
 
-from core import booking_read, clock
 from core import calendar as cal
+from core import clock
 from core.billing import config as bconf
 from core.billing.bulk import insert_rows
 from core.billing.invoices import allocate_numbers, available_credits, due_date, family_recipients, number_of
@@ -56,6 +56,7 @@ from core.billing.quotients import pricing_of
 from core.locking import lock_one
 from core.mail import queue_mails
 from core.models import RES_ABSENT, RES_CANCELLED, RES_PENDING, RES_RESERVED, Activity, Child, Family
+from core.reservations import queries
 from extensions import db
 from tenants.context import require_tenant_id
 from tenants.models import Tenant
@@ -166,7 +167,7 @@ def build_lines(run: BillingRun) -> Draft:
     regie = conf.regie
     first, last = run.period_start, run.period_end
     activities = {a.id: a for a in db.session.scalars(select(Activity).where(Activity.id.in_(run.activity_ids)))}
-    bookings = booking_read.bookings_between(first, last, list(activities))
+    bookings = queries.bookings_between(first, last, list(activities))
     pointed = {(a.child_id, a.slot_id, a.day): a for a in db.session.execute(select(
         Attendance.child_id, Attendance.slot_id, Attendance.day, Attendance.status, Attendance.family_id,
         Attendance.activity_id).where(Attendance.activity_id.in_(list(activities)), Attendance.day >= first,
@@ -230,7 +231,7 @@ def build_lines(run: BillingRun) -> Draft:
     unbooked = [a for a in pointed.values() if a.status == ATTENDANCE_PRESENT
                 and (a.child_id, a.slot_id) not in booked_keys]
     if unbooked:
-        slots = booking_read.slots_by_id({a.slot_id for a in unbooked})
+        slots = queries.slots_by_id({a.slot_id for a in unbooked})
         children = {c.id: c for c in db.session.scalars(select(Child).where(
             Child.id.in_({a.child_id for a in unbooked})))}
         for a in sorted(unbooked, key=lambda a: (a.family_id, a.child_id, a.day)):

@@ -1,0 +1,65 @@
+"""The few statements every tick and every planning page send, through SQLAlchemy's public API.
+
+A hot statement is written once, as a SQLAlchemy Core statement, and wrapped in `Hot`.  On
+PostgreSQL it is compiled once per process (`ClauseElement.compile`), and once per number of values
+of its `IN (…)` lists into the driver's SQL (`SQLCompiler.construct_expanded_state`: one
+placeholder per value, as SQLAlchemy renders it, so PostgreSQL plans it as it always did); each
+call then only fills a dict of parameters and runs the text with `Connection.exec_driver_sql`,
+which fires the engine's cursor events (the tests count statements) and wraps the driver's errors
+as SQLAlchemy does (core/locking.py turns a lock timeout into Busy).  What `Connection.execute`
+does around a statement each time (cache key, parameter processing, result metadata) is skipped;
+psycopg already returns dates, timestamps and JSON as Python values, the rows are the same.
+
+Elsewhere (SQLite) the statement runs through `Connection.execute` as any other.  Rows are read by
+column name (`row.slot_id`), never by position: every statement labels its columns.
+"""
+
+from __future__ import annotations
+
+from extensions import db
+
+
+class Hot:
+    """A module-level statement run by `rows` (never one built per call: its text is remembered)."""
+
+    __slots__ = ("stmt", "_compiled", "_expanding", "_shapes")
+
+    def __init__(self, stmt):
+        self.stmt = stmt
+        self._compiled = None
+        self._expanding: dict[str, object] = {}  # compiled name of each IN (…) list: its bound value
+        self._shapes: dict[tuple[int, ...], tuple[str, dict, dict]] = {}
+
+    def _plan(self, dialect, params: dict) -> tuple[str, dict, dict]:
+        """(SQL text, {list name: its placeholders' names, in order}, default values) for these
+        list lengths (a list given in the statement, e.g. `status.in_((…))`, keeps its values)."""
+        if self._compiled is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            self._expanding = {compiled.bind_names[bind]: bind.value for bind in compiled.binds.values()
+                               if bind.expanding}
+            self._compiled = compiled
+        shape = tuple(len(params[name] if name in params else value) for name, value in self._expanding.items())
+        plan = self._shapes.get(shape)
+        if plan is None:
+            state = self._compiled.construct_expanded_state(params)
+            expansion = {name: list(state.parameter_expansion.get(name, ())) for name in self._expanding
+                         if name in params}
+            given = set(params).union(*expansion.values())
+            defaults = {k: v for k, v in state.parameters.items() if k not in given}
+            plan = self._shapes[shape] = (state.statement, expansion, defaults)
+        return plan
+
+
+def rows(hot: Hot, params: dict) -> list:
+    """The rows of a hot statement, in the session's transaction (attributes by column name)."""
+    conn = db.session.connection()
+    if conn.dialect.name != "postgresql":
+        result = conn.execute(hot.stmt, params)
+        return result.all() if result.returns_rows else []
+    sql, expansion, defaults = hot._plan(conn.dialect, params)
+    args = {**defaults, **params}
+    for name, placeholders in expansion.items():
+        for placeholder, value in zip(placeholders, args.pop(name), strict=True):
+            args[placeholder] = value
+    result = conn.exec_driver_sql(sql, args)
+    return result.all() if result.returns_rows else []
