@@ -13,7 +13,6 @@ from wtforms.validators import DataRequired, Length, Optional
 from blueprints.admin import bp
 from blueprints.admin.forms import FrIntegerField
 from blueprints.famille.forms import REQUIRED, ChildForm
-from blueprints.links import safe_next
 from core import dossier_services as ds
 from core.dossier import (
     CHANGE_PENDING,
@@ -22,11 +21,12 @@ from core.dossier import (
     AccountDeletionRequest,
     FamilyChange,
 )
-from core.locking import Busy
 from core.models import Child, Family
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import agent_required
+from web.links import safe_next
+from web.transaction import on_busy, roll_back
 
 
 class QuotientForm(FlaskForm):
@@ -78,7 +78,6 @@ def family_new():
     form = NewFamilyForm()
     if form.validate_on_submit():
         family = ds.create_family(form.name.data)
-        db.session.commit()
         flash(_("Dossier famille créé. Code abonné famille à communiquer : %(code)s", code=family.code), "success")
         return redirect(url_for("admin.family", family_id=family.id))
     return _render("admin/dossiers_form.html", form=form, title=_("Nouveau dossier famille"),
@@ -96,7 +95,6 @@ def _family_page(fam: Family, quotient_form: QuotientForm | None = None, status:
     fiscal = ds.family_file(fam)
     children = ds.children_of(fam)
     files = {c.id: ds.child_file(c) for c in children}
-    db.session.commit()
     pending = ds.pending_changes(fam)
     return _render(
         "admin/dossiers_family.html", family=fam, fiscal=fiscal, children=children,
@@ -129,7 +127,6 @@ def family_quotient(family_id):
     if not form.validate_on_submit():  # the message next to the field, the value as typed
         return _family_page(fam, quotient_form=form, status=422)
     ds.set_quotient(fam, agent=current_user, value=form.quotient.data)
-    db.session.commit()
     flash(_("Le quotient familial a été enregistré."), "success")
     return redirect(url_for("admin.family", family_id=fam.id))
 
@@ -142,7 +139,6 @@ def family_add_child(family_id):
     if form.validate_on_submit():
         child = ds.add_child_directly(fam, {name: form[name].data for name in
                                             ("first_name", "last_name", "birth_date", "school", "class_name")})
-        db.session.commit()
         flash(_("%(name)s a été ajouté(e) au dossier.", name=child.first_name), "success")
         return redirect(url_for("admin.family", family_id=fam.id))
     return _render("admin/dossiers_form.html", form=form, title=_("Ajouter un enfant au dossier %(name)s",
@@ -161,7 +157,6 @@ def child_health(family_id, child_id):
         abort(404)
     health = ds.child_health(child)
     ds.log_health_read(agent=current_user, child=child, context="fiche")
-    db.session.commit()
     return _render("admin/dossiers_health.html", family=fam, child=child,
                    rows=ds.rows(ds.ENTITY_HEALTH, health, ds.pending_for(ds.ENTITY_HEALTH, child.id)),
                    missing=ds.health_missing(health), reads=ds.health_reads(child))
@@ -183,7 +178,6 @@ def changes():
 def _change_page(item: FamilyChange, form: DecisionForm):
     if item.entity == ds.ENTITY_HEALTH and item.child is not None:
         ds.log_health_read(agent=current_user, child=item.child, context="modification")
-        db.session.commit()
     return _render("admin/dossiers_change.html", change=item, rows=ds.change_rows(item),
                    photo=ds.pending_photo(item), form=form, OP_CREATE=OP_CREATE)
 
@@ -204,20 +198,16 @@ def change_decide(change_id):
     if not form.validate_on_submit() or decision not in ("accept", "refuse"):
         flash(_("Formulaire invalide."), "error")
         return redirect(back)
+    on_busy(back, _("Cette modification est en cours de traitement. Réessayez dans un instant."))
     try:
         ds.decide(item.id, agent=current_user, accept=decision == "accept", motif=form.motif.data)
     except ds.DossierError as err:
-        db.session.rollback()
+        roll_back()
         if err.field == "motif":
             form.motif.errors = [err.message]
             return _change_page(get_or_404(db.session, FamilyChange, change_id), form)
         flash(err.message, "error")
         return redirect(back)
-    except Busy:
-        db.session.rollback()
-        flash(_("Cette modification est en cours de traitement. Réessayez dans un instant."), "error")
-        return redirect(back)
-    db.session.commit()
     if decision == "accept":
         flash(_("Modification acceptée : la famille est prévenue par e-mail."), "success")
     else:
@@ -240,7 +230,6 @@ def deletion_handled(request_id):
     row = get_or_404(db.session, AccountDeletionRequest, request_id)
     if ButtonForm().validate_on_submit() and row.status == DELETION_OPEN:
         ds.mark_deletion_handled(row, agent=current_user)
-        db.session.commit()
         flash(_("Demande marquée comme traitée."), "success")
     return redirect(url_for("admin.deletions"))
 
