@@ -20,6 +20,7 @@ statement of the next page again).  Mails and jobs are queued after commit by th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 
@@ -35,6 +36,8 @@ from core.locking import Busy
 from extensions import db
 from web.htmx import is_htmx
 from web.links import safe_next
+
+log = logging.getLogger(__name__)
 
 RETRY = _l("Réessayez dans un instant.")
 
@@ -85,6 +88,12 @@ def on_rollback(undo: Callable) -> None:
     g.setdefault("on_rollback", []).append(undo)
 
 
+def after_commit(then: Callable) -> None:
+    """``then()`` runs once this request's transaction is committed (what must not happen before:
+    letting the next family of the waiting room in, whose own transaction runs apart)."""
+    g.setdefault("after_commit", []).append(then)
+
+
 def before_commit(hook: Callable) -> Callable:
     """``hook(response)`` runs in the transaction of every view that commits, with its answer (the
     support mode's audit line is written with the change it records)."""
@@ -124,6 +133,11 @@ def end(*, commit: bool) -> None:
                 raise
     if commit:
         g.pop("on_rollback", None)
+        for then in g.pop("after_commit", []):
+            try:
+                then()
+            except Exception:  # noqa: BLE001 (committed: the answer stands)
+                log.exception("after commit: %r failed", then)
     else:
         _undo()
 
@@ -131,6 +145,7 @@ def end(*, commit: bool) -> None:
 def _undo() -> None:
     """Roll back, and undo what the request did beside the database (``on_rollback``)."""
     db.session.rollback()
+    g.pop("after_commit", None)
     for undo in reversed(g.pop("on_rollback", [])):
         undo()
 

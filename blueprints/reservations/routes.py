@@ -35,7 +35,7 @@ from tenants.scoping import get_or_404
 from tenants.web import current_tenant, role_required
 from web.htmx import is_htmx
 from web.links import WebLinks, safe_next
-from web.transaction import RETRY, on_busy, roll_back, rollback_only
+from web.transaction import RETRY, after_commit, on_busy, roll_back, rollback_only
 
 
 def _zone() -> str:
@@ -464,7 +464,7 @@ def submit(cart_id):
             if demande is None:
                 raise
         done = demande
-        rush_leave(cart)  # the next family in the waiting room may come in
+        after_commit(lambda: rush_leave(cart))  # the next family in the waiting room may come in
     return redirect(url_for("demandes.show", number=done.number, nouvelle=1), code=303)
 
 
@@ -476,7 +476,7 @@ def cancel(cart_id):
     if cart.status == "open":
         on_busy(url_for("reservations.recap", cart_id=cart.id))
         booking.cancel_cart(cart)
-        rush_leave(cart)
+        after_commit(lambda: rush_leave(cart))
     flash(_("La démarche a été annulée : rien n'a été réservé."), "info")
     return redirect(url_for("reservations.index"))
 
