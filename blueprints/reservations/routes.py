@@ -229,7 +229,7 @@ def choose(cart_id):
         if child_id not in cart.child_ids:
             abort(404)
         ctx = _context_for(cart, {slot_id})
-        return _tick_answer(cart, ctx, child_id, slot_id, ctx.cell(child_id, slot_id), _(RETRY), waitlist)
+        return _tick_answer(cart, ctx, child_id, slot_id, ctx.cell(child_id, slot_id), str(RETRY), waitlist)
 
     on_busy(retry)
     cart, locked = booking.lock_cart_and_slots(cart_id, [slot_id], [child_id])
