@@ -494,6 +494,6 @@ class WaitingTicket(TenantScoped, db.Model):
 import core.billing.models  # noqa: E402,F401  (registers the billing models with the mapper)
 import core.billing.payment_models  # noqa: E402,F401  (billing II: receipts, online payments, SEPA, reminders)
 import core.documents.models  # noqa: E402,F401  (registers the pièces justificatives' models)
-import core.dossier  # noqa: E402,F401  (registers the family file's models with the mapper)
+import core.dossier.models  # noqa: E402,F401  (registers the family file's models with the mapper)
 from core.admin_models import AllocationRun, AuditLog  # noqa: E402,F401  (back-office models)
 from core.calendar_feed import CalendarFeed  # noqa: E402,F401  (the family's calendar feed)

@@ -108,8 +108,8 @@ class World:
     def _build(self, slug) -> Commune:
         from core import calendar_feed as cf
         from core.activity_config import upsert_activity
-        from core.dossier import ChildContact
-        from core.dossier_services import responsables
+        from core.dossier.models import ChildContact
+        from core.dossier.records import responsables
         from core.models import INSCRIPTION_ACCEPTED, ROLE_AGENT, ROLE_PARENT, Inscription, Slot
 
         c = Commune(slug=slug, tenant_id=self.tenant_ids[slug])
@@ -329,29 +329,30 @@ class World:
 
     def fresh_change(self, slug) -> int:
         """A change of the family waiting for the commune (a new child)."""
-        from core import dossier_services as ds
+        from core.dossier.changes import propose_create
+        from core.dossier.fields import ENTITY_CHILD
         from core.models import Family, User
 
         c = self.c[slug]
 
         def make():
-            change = ds.propose_create(
+            change = propose_create(
                 family=db.session.get(Family, c.family_id), user=db.session.get(User, c.parent_id),
-                entity=ds.ENTITY_CHILD, values={"first_name": f"Léo{self._next()}", "last_name": "Balayage",
-                                                "birth_date": clock.today() - timedelta(days=800)})
+                entity=ENTITY_CHILD, values={"first_name": f"Léo{self._next()}", "last_name": "Balayage",
+                                             "birth_date": clock.today() - timedelta(days=800)})
             db.session.flush()
             return change.id
 
         return self.inside(slug, make)
 
     def fresh_deletion(self, slug) -> int:
-        from core import dossier_services as ds
+        from core.dossier.deletion import request_account_deletion
         from core.models import User
 
         user_id = self.fresh_parent(slug)
 
         def make():
-            row = ds.request_account_deletion(db.session.get(User, user_id), "Nous déménageons.")
+            row = request_account_deletion(db.session.get(User, user_id), "Nous déménageons.")
             db.session.flush()
             return row.id
 
@@ -410,7 +411,7 @@ class World:
         return self.inside(slug, make)
 
     def fresh_contact(self, slug) -> int:
-        from core.dossier import ChildContact
+        from core.dossier.models import ChildContact
 
         c = self.c[slug]
 
@@ -513,15 +514,15 @@ class World:
         return self.inside(slug, make)
 
     def invitation_token(self, slug) -> str:
-        from core import dossier_services as ds
+        from core.dossier.membership import invite_coparent
         from core.models import OutboxMail, User
 
         user_id = self.fresh_parent(slug)
 
         def make():
             user = db.session.get(User, user_id)
-            ds.invite_coparent(family=user.family, inviter=user, email=f"invite{self._next()}@{slug}.test",
-                               first_name="Alex", last_name="Invité")
+            invite_coparent(family=user.family, inviter=user, email=f"invite{self._next()}@{slug}.test",
+                            first_name="Alex", last_name="Invité")
             db.session.flush()
             mail = db.session.scalars(select(OutboxMail).order_by(OutboxMail.id.desc())).first()
             return mail.context["path"].rsplit("/", 1)[1]

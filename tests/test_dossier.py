@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from core.dossier import (
+from core.dossier.models import (
     AccountDeletionRequest,
     ChildContact,
     ChildFile,

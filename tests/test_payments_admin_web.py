@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from core import clock
 from core.billing import mandates, sepa
 from core.billing.payment_models import Debit, IbanAccessLog, Receipt, Recovery
-from core.dossier import FamilyChange
+from core.dossier.models import FamilyChange
 from core.models import Family, User
 from extensions import db
 from tests.payment_helpers import IBAN_OK, balance_of, snap

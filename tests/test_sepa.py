@@ -20,7 +20,7 @@ from core.billing.bank import earliest_collection
 from core.billing.invoices import STATUS_DEBIT, STATUS_DUE, STATUS_PAID, STATUS_RECOVERY
 from core.billing.models import Invoice
 from core.billing.payment_models import Debit, IbanAccessLog, Mandate, Receipt, Reminder
-from core.dossier import FamilyChange
+from core.dossier.models import FamilyChange
 from core.models import Family, User
 from extensions import db
 from tests.billing_helpers import last_month, run_month

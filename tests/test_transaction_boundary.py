@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from core import dossier_services as ds
-from core.dossier import FamilyChange
+from core.dossier import changes as dossier_changes
+from core.dossier.models import FamilyChange
 from core.locking import Busy
 from extensions import db
 from tenants.context import tenant_scope
@@ -35,14 +35,14 @@ def service_writes_then(monkeypatch):
     """The service of "Ajouter un enfant" writes its row (flushed), then raises `exc`."""
 
     def arm(exc: BaseException):
-        real = ds.propose_create
+        real = dossier_changes.propose_create
 
         def writes_then_raises(**kwargs):
             real(**kwargs)
             db.session.flush()
             raise exc
 
-        monkeypatch.setattr(ds, "propose_create", writes_then_raises)
+        monkeypatch.setattr(dossier_changes, "propose_create", writes_then_raises)
 
     return arm
 

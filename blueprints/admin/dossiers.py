@@ -13,8 +13,17 @@ from wtforms.validators import DataRequired, Length, Optional
 from blueprints.admin import bp
 from blueprints.admin.forms import FrIntegerField
 from blueprints.famille.forms import REQUIRED, ChildForm
-from core import dossier_services as ds
-from core.dossier import (
+from core.dossier import back_office, deletion, health_log, readiness, records, summaries
+from core.dossier.changes import decide, pending_changes, pending_for, pending_photo, pending_queue
+from core.dossier.common import DossierError
+from core.dossier.fields import (
+    ENTITY_AUTHORISATIONS,
+    ENTITY_CHILD,
+    ENTITY_CONTACT,
+    ENTITY_HEALTH,
+    ENTITY_RESPONSABLE,
+)
+from core.dossier.models import (
     CHANGE_PENDING,
     DELETION_OPEN,
     OP_CREATE,
@@ -68,7 +77,7 @@ def _render(template, **kw):
 @agent_required
 def families():
     q = (request.args.get("q") or "").strip()[:100]
-    rows = ds.search_families(q)
+    rows = back_office.search_families(q)
     return _render("admin/dossiers.html", families=rows, q=q)
 
 
@@ -77,7 +86,7 @@ def families():
 def family_new():
     form = NewFamilyForm()
     if form.validate_on_submit():
-        family = ds.create_family(form.name.data)
+        family = back_office.create_family(form.name.data)
         flash(_("Dossier famille créé. Code abonné famille à communiquer : %(code)s", code=family.code), "success")
         return redirect(url_for("admin.family", family_id=family.id))
     return _render("admin/dossiers_form.html", form=form, title=_("Nouveau dossier famille"),
@@ -91,20 +100,21 @@ def family(family_id):
 
 
 def _family_page(fam: Family, quotient_form: QuotientForm | None = None, status: int = 200):
-    resps = ds.responsables(fam)
-    fiscal = ds.family_file(fam)
-    children = ds.children_of(fam)
-    files = {c.id: ds.child_file(c) for c in children}
-    pending = ds.pending_changes(fam)
+    resps = records.responsables(fam)
+    fiscal = records.family_file(fam)
+    children = records.children_of(fam)
+    files = {c.id: records.child_file(c) for c in children}
+    pending = pending_changes(fam)
     return _render(
         "admin/dossiers_family.html", family=fam, fiscal=fiscal, children=children,
-        members=ds.members_of(fam),
-        resp_rows=[(r, ds.rows(ds.ENTITY_RESPONSABLE, r, None, skip=("email",) if r.user_id else ()))
+        members=records.members_of(fam),
+        resp_rows=[(r, summaries.rows(ENTITY_RESPONSABLE, r, None, skip=("email",) if r.user_id else ()))
                    for r in resps],
-        auth_rows={c.id: ds.rows(ds.ENTITY_AUTHORISATIONS, files[c.id], None) for c in children},
-        general_rows={c.id: ds.rows(ds.ENTITY_CHILD, c, None) for c in children},
+        auth_rows={c.id: summaries.rows(ENTITY_AUTHORISATIONS, files[c.id], None) for c in children},
+        general_rows={c.id: summaries.rows(ENTITY_CHILD, c, None) for c in children},
         photos={c.id: files[c.id].photo for c in children},
-        contacts={c.id: [(k, ds.rows(ds.ENTITY_CONTACT, k, None)) for k in ds.contacts_of(c)] for c in children},
+        contacts={c.id: [(k, summaries.rows(ENTITY_CONTACT, k, None)) for k in records.contacts_of(c)]
+                  for c in children},
         pending=pending, quotient_form=quotient_form or QuotientForm(data={"quotient": fiscal.quotient_familial}),
         child_form=ChildForm(prefix="child"),
         deletions=db.session.scalars(select(AccountDeletionRequest).where(
@@ -126,7 +136,7 @@ def family_quotient(family_id):
     form = QuotientForm()
     if not form.validate_on_submit():  # the message next to the field, the value as typed
         return _family_page(fam, quotient_form=form, status=422)
-    ds.set_quotient(fam, agent=current_user, value=form.quotient.data)
+    back_office.set_quotient(fam, agent=current_user, value=form.quotient.data)
     flash(_("Le quotient familial a été enregistré."), "success")
     return redirect(url_for("admin.family", family_id=fam.id))
 
@@ -137,8 +147,8 @@ def family_add_child(family_id):
     fam = get_or_404(db.session, Family, family_id)
     form = ChildForm(prefix="child")
     if form.validate_on_submit():
-        child = ds.add_child_directly(fam, {name: form[name].data for name in
-                                            ("first_name", "last_name", "birth_date", "school", "class_name")})
+        child = back_office.add_child_directly(fam, {name: form[name].data for name in (
+            "first_name", "last_name", "birth_date", "school", "class_name")})
         flash(_("%(name)s a été ajouté(e) au dossier.", name=child.first_name), "success")
         return redirect(url_for("admin.family", family_id=fam.id))
     return _render("admin/dossiers_form.html", form=form, title=_("Ajouter un enfant au dossier %(name)s",
@@ -155,11 +165,11 @@ def child_health(family_id, child_id):
     child = get_or_404(db.session, Child, child_id)
     if child.family_id != fam.id:
         abort(404)
-    health = ds.child_health(child)
-    ds.log_health_read(agent=current_user, child=child, context="fiche")
+    health = records.child_health(child)
+    health_log.log_health_read(agent=current_user, child=child, context="fiche")
     return _render("admin/dossiers_health.html", family=fam, child=child,
-                   rows=ds.rows(ds.ENTITY_HEALTH, health, ds.pending_for(ds.ENTITY_HEALTH, child.id)),
-                   missing=ds.health_missing(health), reads=ds.health_reads(child))
+                   rows=summaries.rows(ENTITY_HEALTH, health, pending_for(ENTITY_HEALTH, child.id)),
+                   missing=readiness.health_missing(health), reads=health_log.health_reads(child))
 
 
 # ---------------------------------------------------------------- changes waiting for validation
@@ -167,19 +177,19 @@ def child_health(family_id, child_id):
 @bp.get("/modifications")
 @agent_required
 def changes():
-    queue = ds.pending_queue()
+    queue = pending_queue()
     items = []
     for change in queue:
-        sensitive = change.entity == ds.ENTITY_HEALTH
-        items.append((change, None if sensitive else ds.change_rows(change)))
+        sensitive = change.entity == ENTITY_HEALTH
+        items.append((change, None if sensitive else summaries.change_rows(change)))
     return _render("admin/dossiers_changes.html", items=items, form=DecisionForm(), OP_CREATE=OP_CREATE)
 
 
 def _change_page(item: FamilyChange, form: DecisionForm):
-    if item.entity == ds.ENTITY_HEALTH and item.child is not None:
-        ds.log_health_read(agent=current_user, child=item.child, context="modification")
-    return _render("admin/dossiers_change.html", change=item, rows=ds.change_rows(item),
-                   photo=ds.pending_photo(item), form=form, OP_CREATE=OP_CREATE)
+    if item.entity == ENTITY_HEALTH and item.child is not None:
+        health_log.log_health_read(agent=current_user, child=item.child, context="modification")
+    return _render("admin/dossiers_change.html", change=item, rows=summaries.change_rows(item),
+                   photo=pending_photo(item), form=form, OP_CREATE=OP_CREATE)
 
 
 @bp.get("/modifications/<int:change_id>")
@@ -200,8 +210,8 @@ def change_decide(change_id):
         return redirect(back)
     on_busy(back, _("Cette modification est en cours de traitement. Réessayez dans un instant."))
     try:
-        ds.decide(item.id, agent=current_user, accept=decision == "accept", motif=form.motif.data)
-    except ds.DossierError as err:
+        decide(item.id, agent=current_user, accept=decision == "accept", motif=form.motif.data)
+    except DossierError as err:
         roll_back()
         if err.field == "motif":
             form.motif.errors = [err.message]
@@ -220,7 +230,7 @@ def change_decide(change_id):
 @bp.get("/demandes-suppression")
 @agent_required
 def deletions():
-    rows = ds.deletion_requests(status=None)
+    rows = deletion.deletion_requests(status=None)
     return _render("admin/dossiers_deletions.html", rows=rows, form=ButtonForm(), OPEN=DELETION_OPEN)
 
 
@@ -229,7 +239,7 @@ def deletions():
 def deletion_handled(request_id):
     row = get_or_404(db.session, AccountDeletionRequest, request_id)
     if ButtonForm().validate_on_submit() and row.status == DELETION_OPEN:
-        ds.mark_deletion_handled(row, agent=current_user)
+        deletion.mark_deletion_handled(row, agent=current_user)
         flash(_("Demande marquée comme traitée."), "success")
     return redirect(url_for("admin.deletions"))
 

@@ -18,7 +18,6 @@ from blueprints.admin.common import audit, no_change
 from blueprints.admin.forms import FrDateField, FrIntegerField, options
 from blueprints.pieces.files import file_response
 from core import admin_services as admin_svc
-from core import dossier_services as ds
 from core.documents import services as svc
 from core.documents.config import PieceSettings, apply_type, save_settings, settings_of
 from core.documents.models import (
@@ -30,6 +29,7 @@ from core.documents.models import (
     Piece,
     PieceType,
 )
+from core.dossier.records import children_of, members_of, responsables
 from core.models import Activity, Family
 from extensions import db
 from tenants.scoping import get_or_404
@@ -102,10 +102,10 @@ def _load(piece_id: int) -> Piece:
 
 def _review(piece: Piece, form: DecisionForm, status: int = 200):
     family = piece.family
-    children = ds.children_of(family)
+    children = children_of(family)
     return render_template(
         "admin/piece.html", piece=piece, form=form, family=family, children=children,
-        members=ds.members_of(family), resps=ds.responsables(family),
+        members=members_of(family), resps=responsables(family),
         inscriptions=admin_svc.family_inscriptions(family), slots=svc.family_space(family),
         reads=svc.reads(family.id, limit=10), label=svc.piece_label(piece.type, piece.child)), status
 

@@ -14,14 +14,14 @@ from blueprints.admin.common import actor_name, audit, no_change
 from blueprints.billing import admin_bp as bp
 from blueprints.billing.common import parse_date, pdf_response
 from core import clock
-from core import dossier_services as ds
 from core.admin_services import update_settings
 from core.billing import attendance, runs
 from core.billing import config as bconf
 from core.billing import invoices as inv
 from core.billing import quotients as qfs
 from core.billing.models import BillingRun, Invoice
-from core.dossier import FamilyChange
+from core.dossier.models import FamilyChange
+from core.dossier.summaries import change_rows
 from core.models import Activity, Family
 from extensions import db
 from tenants.scoping import get_or_404, get_scoped
@@ -259,7 +259,7 @@ def family_qf(family_id):
             pending = qfs.pending_request(family.id)
     return render_template("billing/admin/family_qf.html", family=family, rows=qfs.of_family(family.id),
                            pending=pending, error=error, sources=qfs.SOURCES, form=request.form,
-                           change_rows=ds.change_rows(pending) if pending else []), (422 if error else 200)
+                           change_rows=change_rows(pending) if pending else []), (422 if error else 200)
 
 
 @bp.get("/familles/<int:family_id>/qf/justificatif")

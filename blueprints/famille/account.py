@@ -17,7 +17,18 @@ from blueprints.famille.forms import (
     InviteForm,
 )
 from core import accounts
-from core import dossier_services as ds
+from core.dossier.common import DossierError
+from core.dossier.deletion import request_account_deletion
+from core.dossier.export import export_family
+from core.dossier.login_email import confirm_email_change, request_email_change
+from core.dossier.membership import (
+    INVITATION_DAYS,
+    accept_invitation_existing,
+    accept_invitation_new_account,
+    claim_family_code,
+    invite_coparent,
+    open_invitation,
+)
 from core.models import ROLE_PARENT
 from extensions import limiter
 from tenants.web import current_tenant, role_required
@@ -46,8 +57,8 @@ def abonnements():
     form = CodeForm()
     if form.validate_on_submit():
         try:
-            family = ds.claim_family_code(current_user, form.code.data)
-        except ds.DossierError as err:
+            family = claim_family_code(current_user, form.code.data)
+        except DossierError as err:
             roll_back()
             form.code.errors.append(err.message)
         else:
@@ -67,14 +78,14 @@ def invite():
     form = InviteForm()
     if form.validate_on_submit():
         try:
-            ds.invite_coparent(family=family, inviter=current_user, email=form.email.data,
-                               first_name=form.first_name.data, last_name=form.last_name.data)
-        except ds.DossierError as err:
+            invite_coparent(family=family, inviter=current_user, email=form.email.data,
+                            first_name=form.first_name.data, last_name=form.last_name.data)
+        except DossierError as err:
             roll_back()
             form.email.errors.append(err.message)
         else:
             flash(_("L'invitation a été envoyée à %(email)s. Le lien est valable %(days)d jours.",
-                    email=accounts.normalize_email(form.email.data), days=ds.INVITATION_DAYS), "success")
+                    email=accounts.normalize_email(form.email.data), days=INVITATION_DAYS), "success")
             return redirect(url_for("famille.dossier"))
     return render_template("famille/form.html", form=form, title=_("Inviter le co-représentant"),
                            intro=_("L'autre responsable de l'enfant reçoit un lien pour créer son propre espace, "
@@ -86,8 +97,8 @@ def invite():
 def invitation(token):
     tenant = current_tenant()
     try:
-        inv = ds.open_invitation(token)
-    except ds.DossierError as err:
+        inv = open_invitation(token)
+    except DossierError as err:
         roll_back()
         return render_template("famille/message.html", title=_("Invitation impossible"), message=err.message), 410
     logged_in = current_user.is_authenticated and getattr(current_user, "tenant_id", None) == tenant.id
@@ -99,8 +110,8 @@ def invitation(token):
         join_form = ButtonForm()
         if join_form.validate_on_submit():
             try:
-                ds.accept_invitation_existing(inv, current_user)
-            except ds.DossierError as err:
+                accept_invitation_existing(inv, current_user)
+            except DossierError as err:
                 roll_back()
                 flash(err.message, "error")
             else:
@@ -113,10 +124,10 @@ def invitation(token):
     policy = tenant.setting("password_policy", default={})
     if form.validate_on_submit():
         try:
-            user = ds.accept_invitation_new_account(inv, tenant=tenant, first_name=form.first_name.data,
-                                                    last_name=form.last_name.data, password=form.password.data,
-                                                    locale=_locale())
-        except ds.DossierError as err:
+            user = accept_invitation_new_account(inv, tenant=tenant, first_name=form.first_name.data,
+                                                 last_name=form.last_name.data, password=form.password.data,
+                                                 locale=_locale())
+        except DossierError as err:
             roll_back()
             (form.password if err.field == "password" else form.first_name).errors.append(err.message)
         else:
@@ -139,8 +150,8 @@ def email_change():
             form.password.errors.append(_("Le mot de passe actuel est incorrect."))
         else:
             try:
-                ds.request_email_change(current_user, form.email.data)
-            except ds.DossierError as err:
+                request_email_change(current_user, form.email.data)
+            except DossierError as err:
                 roll_back()
                 form.email.errors.append(err.message)
             else:
@@ -158,8 +169,8 @@ def email_change():
 def email_confirm(token):
     current_tenant()
     try:
-        user = ds.confirm_email_change(token)
-    except ds.DossierError as err:
+        user = confirm_email_change(token)
+    except DossierError as err:
         roll_back()
         return render_template("famille/message.html", title=_("Confirmation impossible"), message=err.message), 410
     return render_template("famille/message.html", title=_("Adresse e-mail confirmée"),
@@ -175,7 +186,7 @@ def export():
     family = current_user.family
     if family is None:
         return redirect(url_for("famille.abonnements"))
-    data = ds.export_family(family, current_tenant())
+    data = export_family(family, current_tenant())
     body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
     response = Response(body, mimetype="application/json")
     response.headers["Content-Disposition"] = f'attachment; filename="dossier-famille-{family.code}.json"'
@@ -192,7 +203,7 @@ def deletion():
             form.password.errors.append(_("Le mot de passe actuel est incorrect."))
         else:
             email = current_user.email
-            ds.request_account_deletion(current_user, form.reason.data)
+            request_account_deletion(current_user, form.reason.data)
             logout_user()
             session.clear()
             return render_template("famille/message.html", title=_("Demande de suppression enregistrée"),

@@ -17,7 +17,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, Optional, ValidationError
 
 from core import clock
-from core.dossier_services import CIVILITIES, DIETS
+from core.dossier.fields import CIVILITIES, DIETS
 
 REQUIRED = _l("Ce champ est obligatoire.")
 EMAIL = _l("Saisissez une adresse e-mail valide (par exemple prenom.nom@exemple.fr).")

@@ -17,9 +17,18 @@ from blueprints.famille.forms import (
     HealthForm,
     ResponsableForm,
 )
-from core import dossier_services as ds
 from core import uploads
-from core.dossier import OP_CREATE, OP_DELETE, OP_UPDATE, ChildContact, FamilyChange, Responsable
+from core.dossier import changes, membership, photos, readiness, records, summaries
+from core.dossier.common import DossierError
+from core.dossier.fields import (
+    ENTITY_AUTHORISATIONS,
+    ENTITY_CHILD,
+    ENTITY_CONTACT,
+    ENTITY_HEALTH,
+    ENTITY_RESPONSABLE,
+    FIELDS,
+)
+from core.dossier.models import OP_CREATE, OP_DELETE, OP_UPDATE, ChildContact, FamilyChange, Responsable
 from core.models import ROLE_AGENT, ROLE_PARENT, Child
 from extensions import db
 from tenants.scoping import get_or_404
@@ -55,8 +64,8 @@ def _own_contact(child: Child, contact_id: int) -> ChildContact:
 
 def _wanted(entity: str, target) -> dict:
     """What the family last asked: current values with the pending ones laid over them."""
-    values = ds.current_values(entity, target)
-    change = ds.pending_for(entity, ds.entity_id_of(entity, target))
+    values = records.current_values(entity, target)
+    change = changes.pending_for(entity, records.entity_id_of(entity, target))
     if change is not None and change.op == OP_UPDATE:
         for name, value in (change.changes or {}).items():
             values[name] = value["new"]
@@ -65,7 +74,7 @@ def _wanted(entity: str, target) -> dict:
 
 def _to_form(entity: str, values: dict) -> dict:
     out = {}
-    for f in ds.FIELDS[entity]:
+    for f in FIELDS[entity]:
         value = values.get(f.name)
         if f.kind == "date":
             out[f.name] = date.fromisoformat(value) if value else None
@@ -81,7 +90,7 @@ def _to_form(entity: str, values: dict) -> dict:
 
 
 def _from_form(entity: str, form) -> dict:
-    return {f.name: form[f.name].data for f in ds.FIELDS[entity] if f.name in form and f.kind != "photo"}
+    return {f.name: form[f.name].data for f in FIELDS[entity] if f.name in form and f.kind != "photo"}
 
 
 def _saved(change) -> None:
@@ -98,10 +107,10 @@ def _saved(change) -> None:
 @role_required(ROLE_PARENT, ROLE_AGENT)
 def dashboard():
     family = current_user.family
-    children = ds.children_of(family) if family else []
-    checks = {check.child.id: check for check in ds.readiness(family)} if family else {}
-    pending = ds.pending_changes(family) if family else []
-    fiscal = ds.family_file(family) if family else None
+    children = records.children_of(family) if family else []
+    checks = {check.child.id: check for check in readiness.readiness(family)} if family else {}
+    pending = changes.pending_changes(family) if family else []
+    fiscal = records.family_file(family) if family else None
     from core.documents import services as pieces
     from tenants.web import current_tenant
 
@@ -129,19 +138,20 @@ def dossier():
     if current_user.family is None:
         return redirect(url_for("famille.abonnements"))
     family = _family()
-    resps = ds.responsables(family)
-    fiscal = ds.family_file(family)
-    pending = ds.pending_changes(family)
+    resps = records.responsables(family)
+    fiscal = records.family_file(family)
+    pending = changes.pending_changes(family)
     by_entity = {(c.entity, c.entity_id): c for c in pending if c.op != OP_CREATE}
-    resp_rows = [(r, ds.rows(ds.ENTITY_RESPONSABLE, r, by_entity.get((ds.ENTITY_RESPONSABLE, r.id)),
-                             skip=("email",) if r.user_id else ())) for r in resps]
-    new_children = [c for c in pending if c.entity == ds.ENTITY_CHILD and c.op == OP_CREATE]
+    resp_rows = [(r, summaries.rows(ENTITY_RESPONSABLE, r, by_entity.get((ENTITY_RESPONSABLE, r.id)),
+                                    skip=("email",) if r.user_id else ())) for r in resps]
+    new_children = [c for c in pending if c.entity == ENTITY_CHILD and c.op == OP_CREATE]
     return render_template(
         "famille/dossier.html", family=family, resp_rows=resp_rows, fiscal=fiscal,
-        children=ds.children_of(family), pending_children={c.child_id for c in pending if c.child_id},
-        new_children=[(c, ds.change_rows(c)) for c in new_children],
-        invitations=ds.open_invitations(family), can_invite=len(ds.members_of(family)) < ds.MAX_RESPONSABLES,
-        decisions=ds.recent_decisions(family), cancel_form=ButtonForm(), notice=_(PENDING_NOTICE),
+        children=records.children_of(family), pending_children={c.child_id for c in pending if c.child_id},
+        new_children=[(c, summaries.change_rows(c)) for c in new_children],
+        invitations=membership.open_invitations(family),
+        can_invite=len(records.members_of(family)) < membership.MAX_RESPONSABLES,
+        decisions=changes.recent_decisions(family), cancel_form=ButtonForm(), notice=_(PENDING_NOTICE),
         bank=_bank_details(family.id))
 
 
@@ -159,12 +169,12 @@ def responsable(resp_id):
     resp = get_or_404(db.session, Responsable, resp_id)
     if resp.family_id != family.id:
         abort(404)
-    form = ResponsableForm(data=_to_form(ds.ENTITY_RESPONSABLE, _wanted(ds.ENTITY_RESPONSABLE, resp)))
+    form = ResponsableForm(data=_to_form(ENTITY_RESPONSABLE, _wanted(ENTITY_RESPONSABLE, resp)))
     if resp.user_id:
         del form.email  # a login address changes through a confirmation mail
     if form.validate_on_submit():
-        change = ds.propose_update(family=family, user=current_user, entity=ds.ENTITY_RESPONSABLE, target=resp,
-                                   values=_from_form(ds.ENTITY_RESPONSABLE, form))
+        change = changes.propose_update(family=family, user=current_user, entity=ENTITY_RESPONSABLE,
+                                        target=resp, values=_from_form(ENTITY_RESPONSABLE, form))
         _saved(change)
         return redirect(url_for("famille.dossier"))
     return render_template("famille/form.html", form=form, title=_("Responsable : %(name)s", name=resp.display_name),
@@ -180,23 +190,24 @@ def responsable(resp_id):
 def child(child_id):
     """A member of the household (load in the commune -> 404, then check it is this family's)."""
     member = _own_child(child_id)
-    health, cfile = ds.child_health(member), ds.child_file(member)
-    pending = {(c.entity, c.entity_id): c for c in ds.pending_changes(member.family)
+    health, cfile = records.child_health(member), records.child_file(member)
+    pending = {(c.entity, c.entity_id): c for c in changes.pending_changes(member.family)
                if c.child_id == member.id and c.op != OP_CREATE}
-    general = pending.get((ds.ENTITY_CHILD, member.id))
-    contacts = ds.contacts_of(member)
-    new_contacts = [(c, ds.change_rows(c)) for c in ds.pending_changes(member.family)
-                    if c.entity == ds.ENTITY_CONTACT and c.op == OP_CREATE and c.child_id == member.id]
+    general = pending.get((ENTITY_CHILD, member.id))
+    contacts = records.contacts_of(member)
+    new_contacts = [(c, summaries.change_rows(c)) for c in changes.pending_changes(member.family)
+                    if c.entity == ENTITY_CONTACT and c.op == OP_CREATE and c.child_id == member.id]
     return render_template(
         "famille/child.html", child=member, cfile=cfile, notice=_(PENDING_NOTICE),
-        general_rows=ds.rows(ds.ENTITY_CHILD, member, general), general_change=general,
-        pending_photo=ds.pending_photo(general),
-        health_rows=ds.rows(ds.ENTITY_HEALTH, health, pending.get((ds.ENTITY_HEALTH, member.id))),
-        health_change=pending.get((ds.ENTITY_HEALTH, member.id)),
-        auth_rows=ds.rows(ds.ENTITY_AUTHORISATIONS, cfile, pending.get((ds.ENTITY_AUTHORISATIONS, member.id))),
-        auth_change=pending.get((ds.ENTITY_AUTHORISATIONS, member.id)),
-        contacts=[(c, ds.rows(ds.ENTITY_CONTACT, c, pending.get((ds.ENTITY_CONTACT, c.id))),
-                   pending.get((ds.ENTITY_CONTACT, c.id))) for c in contacts],
+        general_rows=summaries.rows(ENTITY_CHILD, member, general), general_change=general,
+        pending_photo=changes.pending_photo(general),
+        health_rows=summaries.rows(ENTITY_HEALTH, health, pending.get((ENTITY_HEALTH, member.id))),
+        health_change=pending.get((ENTITY_HEALTH, member.id)),
+        auth_rows=summaries.rows(ENTITY_AUTHORISATIONS, cfile,
+                                 pending.get((ENTITY_AUTHORISATIONS, member.id))),
+        auth_change=pending.get((ENTITY_AUTHORISATIONS, member.id)),
+        contacts=[(c, summaries.rows(ENTITY_CONTACT, c, pending.get((ENTITY_CONTACT, c.id))),
+                   pending.get((ENTITY_CONTACT, c.id))) for c in contacts],
         new_contacts=new_contacts, cancel_form=ButtonForm(), OP_DELETE=OP_DELETE)
 
 
@@ -204,22 +215,22 @@ def child(child_id):
 @role_required(ROLE_PARENT)
 def child_edit(child_id):
     member = _own_child(child_id)
-    form = ChildWithPhotoForm(data=_to_form(ds.ENTITY_CHILD, _wanted(ds.ENTITY_CHILD, member)))
+    form = ChildWithPhotoForm(data=_to_form(ENTITY_CHILD, _wanted(ENTITY_CHILD, member)))
     if form.is_submitted():
         ok = form.validate()
         upload, photo = form.photo.data, None
         if upload and getattr(upload, "filename", ""):  # checked even when another field is wrong
             try:
-                photo = ds.check_photo(upload.stream.read(ds.PHOTO_MAX_BYTES + 1))
-            except ds.DossierError as err:
+                photo = photos.check_photo(upload.stream.read(photos.PHOTO_MAX_BYTES + 1))
+            except DossierError as err:
                 form.photo.errors = [*form.photo.errors, err.message]
                 ok = False
         if ok:
-            values = _from_form(ds.ENTITY_CHILD, form)
+            values = _from_form(ENTITY_CHILD, form)
             if photo is not None:
                 values["photo"] = uploads.store(member.tenant_id, *photo)
-            change = ds.propose_update(family=member.family, user=current_user, entity=ds.ENTITY_CHILD,
-                                       target=member, values=values)
+            change = changes.propose_update(family=member.family, user=current_user, entity=ENTITY_CHILD,
+                                            target=member, values=values)
             _saved(change)
             return redirect(url_for("famille.child", child_id=member.id))
     return render_template("famille/form.html", form=form, multipart=True,
@@ -231,11 +242,11 @@ def child_edit(child_id):
 @role_required(ROLE_PARENT)
 def health_edit(child_id):
     member = _own_child(child_id)
-    health = ds.child_health(member)
-    form = HealthForm(data=_to_form(ds.ENTITY_HEALTH, _wanted(ds.ENTITY_HEALTH, health)))
+    health = records.child_health(member)
+    form = HealthForm(data=_to_form(ENTITY_HEALTH, _wanted(ENTITY_HEALTH, health)))
     if form.validate_on_submit():
-        change = ds.propose_update(family=member.family, user=current_user, entity=ds.ENTITY_HEALTH, target=health,
-                                   values=_from_form(ds.ENTITY_HEALTH, form))
+        change = changes.propose_update(family=member.family, user=current_user, entity=ENTITY_HEALTH,
+                                        target=health, values=_from_form(ENTITY_HEALTH, form))
         _saved(change)
         return redirect(url_for("famille.child", child_id=member.id))
     rollback_only()
@@ -249,11 +260,11 @@ def health_edit(child_id):
 @role_required(ROLE_PARENT)
 def authorisations_edit(child_id):
     member = _own_child(child_id)
-    cfile = ds.child_file(member)
-    form = AuthorisationsForm(data=_to_form(ds.ENTITY_AUTHORISATIONS, _wanted(ds.ENTITY_AUTHORISATIONS, cfile)))
+    cfile = records.child_file(member)
+    form = AuthorisationsForm(data=_to_form(ENTITY_AUTHORISATIONS, _wanted(ENTITY_AUTHORISATIONS, cfile)))
     if form.validate_on_submit():
-        change = ds.propose_update(family=member.family, user=current_user, entity=ds.ENTITY_AUTHORISATIONS,
-                                   target=cfile, values=_from_form(ds.ENTITY_AUTHORISATIONS, form))
+        change = changes.propose_update(family=member.family, user=current_user, entity=ENTITY_AUTHORISATIONS,
+                                        target=cfile, values=_from_form(ENTITY_AUTHORISATIONS, form))
         _saved(change)
         return redirect(url_for("famille.child", child_id=member.id))
     rollback_only()
@@ -268,8 +279,8 @@ def child_new():
     family = _family()
     form = ChildForm(data={"last_name": family.name.title()})
     if form.validate_on_submit():
-        ds.propose_create(family=family, user=current_user, entity=ds.ENTITY_CHILD,
-                          values=_from_form(ds.ENTITY_CHILD, form))
+        changes.propose_create(family=family, user=current_user, entity=ENTITY_CHILD,
+                               values=_from_form(ENTITY_CHILD, form))
         flash(_("L'ajout de l'enfant a été enregistré. Il est en attente de validation par la collectivité."),
               "success")
         return redirect(url_for("famille.dossier"))
@@ -285,8 +296,8 @@ def contact_new(child_id):
     member = _own_child(child_id)
     form = ContactForm()
     if form.validate_on_submit():
-        ds.propose_create(family=member.family, user=current_user, entity=ds.ENTITY_CONTACT,
-                          values=_from_form(ds.ENTITY_CONTACT, form), child=member)
+        changes.propose_create(family=member.family, user=current_user, entity=ENTITY_CONTACT,
+                               values=_from_form(ENTITY_CONTACT, form), child=member)
         flash(_("Le nouveau contact a été enregistré. Il est en attente de validation par la collectivité."),
               "success")
         return redirect(url_for("famille.child", child_id=member.id))
@@ -300,12 +311,12 @@ def contact_new(child_id):
 def contact_edit(child_id, contact_id):
     member = _own_child(child_id)
     contact = _own_contact(member, contact_id)
-    form = ContactForm(data=_to_form(ds.ENTITY_CONTACT, _wanted(ds.ENTITY_CONTACT, contact)))
+    form = ContactForm(data=_to_form(ENTITY_CONTACT, _wanted(ENTITY_CONTACT, contact)))
     if form.validate_on_submit():
         try:
-            change = ds.propose_update(family=member.family, user=current_user, entity=ds.ENTITY_CONTACT,
-                                       target=contact, values=_from_form(ds.ENTITY_CONTACT, form))
-        except ds.DossierError as err:
+            change = changes.propose_update(family=member.family, user=current_user, entity=ENTITY_CONTACT,
+                                            target=contact, values=_from_form(ENTITY_CONTACT, form))
+        except DossierError as err:
             rollback_only()
             flash(err.message, "error")
         else:
@@ -322,7 +333,7 @@ def contact_delete(child_id, contact_id):
     member = _own_child(child_id)
     contact = _own_contact(member, contact_id)
     if ButtonForm().validate_on_submit():
-        ds.propose_delete(family=member.family, user=current_user, contact=contact)
+        changes.propose_delete(family=member.family, user=current_user, contact=contact)
         flash(_("La suppression du contact est en attente de validation par la collectivité."), "success")
     return redirect(url_for("famille.child", child_id=member.id))
 
@@ -338,8 +349,8 @@ def change_cancel(change_id):
         abort(404)
     if ButtonForm().validate_on_submit():
         try:
-            ds.cancel_change(change, family=family, user=current_user)
-        except ds.DossierError as err:
+            changes.cancel_change(change, family=family, user=current_user)
+        except DossierError as err:
             rollback_only()
             flash(err.message, "error")
         else:
@@ -359,8 +370,8 @@ def photo(child_id, name):
         member = get_or_404(db.session, Child, child_id)
     else:
         member = _own_child(child_id)
-    cfile = ds.child_file(member)
-    allowed = {cfile.photo, ds.pending_photo(ds.pending_for(ds.ENTITY_CHILD, member.id))} - {None}
+    cfile = records.child_file(member)
+    allowed = {cfile.photo, changes.pending_photo(changes.pending_for(ENTITY_CHILD, member.id))} - {None}
     rollback_only()
     path = uploads.path_of(member.tenant_id, name)
     if name not in allowed or path is None or not path.is_file():

@@ -100,7 +100,7 @@ def due_date(regie: bconf.Regie, period_start: date | None, issued_on: date) -> 
 def family_recipients(family_ids) -> dict[int, dict]:
     """The account holder mailed for each family (the first active one) and its address lines:
     two statements, columns only."""
-    from core.dossier import Responsable
+    from core.dossier.models import Responsable
 
     out: dict[int, dict] = {}
     ids = sorted(set(family_ids))

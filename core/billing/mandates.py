@@ -1,6 +1,6 @@
 """Prélèvement automatique: SEPA mandates signed online by the family (holder, IBAN and BIC checked
 with schwifty, the mandate text accepted, a RUM per régie), pending until an agent validates them
-through the family file's changes under validation (entity "mandate", core.dossier_services), and
+through the family file's changes under validation (entity "mandate", core.dossier.changes), and
 revoked by the family or an agent.
 
 IBANs are shown masked; the full IBAN only to the régie's agents (`iban_readers`), every read
@@ -30,7 +30,7 @@ from core.billing.payment_models import (
     IbanAccessLog,
     Mandate,
 )
-from core.dossier import CHANGE_PENDING, OP_CREATE, FamilyChange
+from core.dossier.models import CHANGE_PENDING, OP_CREATE, FamilyChange
 from core.locking import lock_one
 from extensions import db
 from tenants.context import require_tenant_id
@@ -139,7 +139,7 @@ def activate(change: FamilyChange, who: str) -> Mandate:
     """An agent accepted the change: the mandate is active; a previous one of the family is revoked."""
     mandate = lock_one(Mandate, change.entity_id) if change.entity_id else None
     if mandate is None or mandate.status != MANDATE_PENDING:
-        from core.dossier_services import DossierError
+        from core.dossier.common import DossierError
 
         raise DossierError(str(_l("Ce mandat n'est plus en attente : refusez cette modification.")))
     previous = active_of(mandate.family_id)
@@ -187,9 +187,9 @@ def revoke(mandate_id: int, *, who: str, reason: str) -> Mandate:
     if mandate.status == MANDATE_PENDING and mandate.change_id:
         change = lock_one(FamilyChange, mandate.change_id)
         if change is not None and change.status == CHANGE_PENDING:
-            from core.dossier_services import _close
+            from core.dossier.changes import close
 
-            _close(change, "cancelled", who)
+            close(change, "cancelled", who)
     _revoke(mandate, who, reason)
     return mandate
 

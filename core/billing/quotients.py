@@ -12,10 +12,11 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core import clock
-from core import dossier_services as ds
 from core.billing.models import QF_SOURCES, Quotient
 from core.billing.pricing import FamilyPricing, QFPeriod
-from core.dossier import CHANGE_PENDING, OP_CREATE, FamilyChange
+from core.dossier.changes import close_change
+from core.dossier.models import CHANGE_PENDING, OP_CREATE, FamilyChange
+from core.dossier.records import family_file
 from core.locking import lock_one
 from core.models import Child, Family
 from core.uploads import uploads_root
@@ -62,7 +63,7 @@ def record(family: Family, *, value, source: str, valid_from: date | None, valid
     db.session.add(row)
     db.session.flush()
     current = in_force(family.id, clock.today())
-    ds.family_file(family).quotient_familial = current.value if current is not None else None
+    family_file(family).quotient_familial = current.value if current is not None else None
     return row
 
 
@@ -164,5 +165,5 @@ def decide_request(change_id: int, *, agent_name: str, accept: bool, motif: str 
                agent_name=agent_name, change_id=change.id)
     elif not motif:
         raise QuotientError(str(_l("Indiquez le motif du refus : il sera envoyé à la famille.")), "motif")
-    ds.close_change(change, accept=accept, who=agent_name, motif=motif)
+    close_change(change, accept=accept, who=agent_name, motif=motif)
     return change

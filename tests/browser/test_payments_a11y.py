@@ -15,7 +15,7 @@ from core import clock
 from core.billing import mandates, payments, sepa
 from core.billing.bank import earliest_collection
 from core.billing.models import Invoice
-from core.dossier import FamilyChange
+from core.dossier.models import FamilyChange
 from core.models import Family, User
 from extensions import db
 from tests.browser.test_billing_a11y import findings, log_in
@@ -51,7 +51,7 @@ def money(pay_settings, make_family, make_invoice, make_agent, inside):
         m = mandates.sign(family, user, holder="Yann Le Bihan", iban=IBAN_OK, bic="", accepted=True)
         change = db.session.get(FamilyChange, m.change_id)
         mandates.activate(change, "Agent Test")
-        from core.dossier_services import close_change
+        from core.dossier.changes import close_change
 
         close_change(change, accept=True, who="Agent Test")
         sepa.plan_debits([db.session.get(Invoice, debited)])
