@@ -444,10 +444,10 @@ def register(app) -> None:
     @click.option("--role", type=click.Choice(["parent", "agent"]), default="parent")
     def accounts_precreate(slug, email, first_name, last_name, role):
         """The commune creates an account: generated password and activation link by mail."""
-        from blueprints.links import WebLinks
         from core import accounts as acc
         from tenants.context import tenant_scope
         from tenants.models import tenant_or_click_error
+        from web.links import WebLinks
 
         tenant = tenant_or_click_error(slug)
         base = current_app.config.get("PUBLIC_URL") or os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")

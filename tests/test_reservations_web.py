@@ -239,7 +239,7 @@ def test_the_planning_writes_dates_as_babel_does(app):
 
     from flask_babel import force_locale, format_date
 
-    from blueprints import dates
+    from web import dates
 
     filters = app.jinja_env.filters
     for lang in ("fr", "en"):

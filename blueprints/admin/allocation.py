@@ -9,16 +9,16 @@ from sqlalchemy import select
 from blueprints.admin import bp
 from blueprints.admin.common import actor_name, audit, no_change
 from blueprints.admin.forms import AllocationForm, ButtonForm
-from blueprints.links import WebLinks
 from core import admin_services as svc
 from core import allocation as alloc
 from core import clock
 from core.admin_models import RUN_PREVIEW, RUN_PUBLISHED, AllocationRun
-from core.locking import Busy
 from core.models import VALIDATION_PRERESERVATION, Activity
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import agent_required, current_tenant
+from web.links import WebLinks
+from web.transaction import on_busy, rollback_only
 
 
 def _prereservation_activity(activity_id: int) -> Activity:
@@ -56,7 +56,6 @@ def allocation_new(activity_id):
                             losers=form.losers.data, motif=(form.motif.data or "").strip())
         run = alloc.preview(activity, rules, seed=form.seed.data, actor=actor_name())
         svc.update_settings(tenant, allocation=rules.as_dict())
-        db.session.commit()
         audit(_("Aperçu des listes : %(activity)s (graine %(seed)d)", activity=activity.name, seed=run.seed))
         return redirect(url_for("admin.allocation_run", run_id=run.id), code=303)
     if form.is_submitted():
@@ -92,26 +91,21 @@ def allocation_publish(run_id):
         flash(_("La période de pré-réservation n'est pas terminée (jusqu'au %(date)s) : les listes seront publiées "
                 "ensuite.", date=activity.prereservation_until.strftime("%d/%m/%Y")), "error")
         return redirect(here, code=303)
+    on_busy(here)
     try:
         alloc.publish(run, actor=actor_name(), links=WebLinks())
-        db.session.commit()
     except alloc.AllocationError as err:
-        if err.code == "changed":
-            db.session.commit()  # keep the fresh preview
+        if err.code == "changed":  # the fresh preview is kept (committed)
+            db.session.flush()
             fresh = db.session.scalars(select(AllocationRun).where(
                 AllocationRun.activity_id == activity.id, AllocationRun.status == RUN_PREVIEW)
                 .order_by(AllocationRun.id.desc())).first()
             no_change()
             flash(err.message, "error")
             return redirect(url_for("admin.allocation_run", run_id=fresh.id) if fresh else here, code=303)
-        db.session.rollback()
+        rollback_only()
         no_change()
         flash(err.message, "error")
-        return redirect(here, code=303)
-    except Busy:
-        db.session.rollback()
-        no_change()
-        flash(_("Réessayez dans un instant."), "error")
         return redirect(here, code=303)
     audit(_("Listes publiées : %(activity)s (graine %(seed)d)", activity=activity.name, seed=run.seed))
     flash(_("Les listes de %(activity)s sont publiées : chaque famille a reçu un mail.", activity=activity.name),

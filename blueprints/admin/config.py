@@ -221,7 +221,6 @@ def _save_activity(activity: Activity | None):
         return _activity_page(form, activity, general)
     tenant = current_tenant()
     saved = aa.save(activity, plan, zone=tenant.setting("zone_vacances", default="A"))
-    db.session.commit()
     if activity is None:
         audit(_("Activité créée : %(name)s", name=saved.name))
         flash(_("L'activité %(name)s est créée.", name=saved.name), "success")
@@ -261,7 +260,6 @@ def activity_delete(activity_id):
         return redirect(url_for("admin.activity_edit", activity_id=activity.id), code=303)
     name = activity.name
     svc.delete_activity(activity)
-    db.session.commit()
     audit(_("Activité supprimée : %(name)s", name=name))
     flash(_("L'activité %(name)s est supprimée.", name=name), "success")
     return redirect(url_for("admin.activities"), code=303)
@@ -272,7 +270,6 @@ def activity_delete(activity_id):
 def activity_archive(activity_id):
     activity = get_or_404(db.session, Activity, activity_id)
     activity.archived = request.form.get("archiver") != "0"
-    db.session.commit()
     if activity.archived:
         text = _("L'activité %(name)s est archivée : elle n'est plus proposée aux familles.", name=activity.name)
     else:
@@ -326,7 +323,6 @@ def commune_settings():
 def _saved(tenant, anchor: str, what: str, message: str, **settings):
     """Store commune settings, record them in the audit log, tell the agent, back to the block."""
     svc.update_settings(tenant, **settings)
-    db.session.commit()
     audit(what)
     flash(message, "success")
     return redirect(url_for("admin.commune_settings") + f"#{anchor}", code=303)
@@ -395,7 +391,6 @@ def settings_news_delete(index):
     if 0 <= index < len(news):
         removed = news.pop(index)
         svc.update_settings(tenant, news=news)
-        db.session.commit()
         audit(_("Actualité retirée : %(title)s", title=tenant_text(removed.get("title"))))
         flash(_("L'actualité est retirée."), "success")
     else:

@@ -10,11 +10,9 @@ from sqlalchemy.orm import selectinload
 from blueprints.admin import bp
 from blueprints.admin.common import actor_name, audit, int_arg, no_change
 from blueprints.admin.forms import DecisionForm, options, parse_date
-from blueprints.links import WebLinks, safe_next
 from core import admin_services as svc
 from core.billing.invoices import families_with_overdue
 from core.demandes import STATUS_LABELS, AlreadyDecided, PiecesMissing, decide
-from core.locking import Busy
 from core.models import (
     DEMANDE_OPEN,
     LINE_PENDING,
@@ -27,6 +25,8 @@ from core.models import (
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import agent_required, current_tenant
+from web.links import WebLinks, safe_next
+from web.transaction import on_busy, roll_back
 
 QUEUE_STATUSES = ("a_traiter", "deposee", "en_cours", "acceptee", "refusee", "partielle", "attente", "annulee",
                   "toutes")
@@ -145,25 +145,20 @@ def demande_decide(demande_id):
         no_change()
         return _render(item, form, choices)
     back = safe_next(form.next.data, url_for("admin.demande", demande_id=item.id))
+    on_busy(url_for("admin.demande", demande_id=item.id))
     try:
         decided = decide(item, accept=accept, refuse=refuse, motif=motif or None, actor=actor_name(),
                          expected_status=form.expected_status.data or None, links=WebLinks())
-        db.session.commit()
     except AlreadyDecided as err:
-        db.session.rollback()
+        roll_back()
         no_change()
         flash(err.message, "error")
         return redirect(url_for("admin.demande", demande_id=item.id), code=303)
     except PiecesMissing as err:
-        db.session.rollback()
+        roll_back()
         no_change()
         form.action.errors.append(err.message)
         return _render(_load(demande_id), form, choices, status=409)
-    except Busy:
-        db.session.rollback()
-        no_change()
-        flash(_("Réessayez dans un instant."), "error")
-        return redirect(url_for("admin.demande", demande_id=item.id), code=303)
     label = str(STATUS_LABELS.get(decided.status, decided.status))
     audit(f"Demande N° {decided.number} : {label}" + (f" — {motif}" if motif and refuse else ""))
     flash(_("Demande N° %(number)d : %(status)s.", number=decided.number, status=label), "success")

@@ -13,7 +13,6 @@ from wtforms.validators import DataRequired, Length, Optional
 from blueprints.admin import bp
 from blueprints.admin.forms import FrIntegerField
 from blueprints.famille.forms import REQUIRED, ChildForm
-from blueprints.links import safe_next
 from core.dossier import back_office, deletion, health_log, readiness, records, summaries
 from core.dossier.changes import decide, pending_changes, pending_for, pending_photo, pending_queue
 from core.dossier.common import DossierError
@@ -31,11 +30,12 @@ from core.dossier.models import (
     AccountDeletionRequest,
     FamilyChange,
 )
-from core.locking import Busy
 from core.models import Child, Family
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import agent_required
+from web.links import safe_next
+from web.transaction import on_busy, roll_back
 
 
 class QuotientForm(FlaskForm):
@@ -87,7 +87,6 @@ def family_new():
     form = NewFamilyForm()
     if form.validate_on_submit():
         family = back_office.create_family(form.name.data)
-        db.session.commit()
         flash(_("Dossier famille créé. Code abonné famille à communiquer : %(code)s", code=family.code), "success")
         return redirect(url_for("admin.family", family_id=family.id))
     return _render("admin/dossiers_form.html", form=form, title=_("Nouveau dossier famille"),
@@ -105,7 +104,6 @@ def _family_page(fam: Family, quotient_form: QuotientForm | None = None, status:
     fiscal = records.family_file(fam)
     children = records.children_of(fam)
     files = {c.id: records.child_file(c) for c in children}
-    db.session.commit()
     pending = pending_changes(fam)
     return _render(
         "admin/dossiers_family.html", family=fam, fiscal=fiscal, children=children,
@@ -139,7 +137,6 @@ def family_quotient(family_id):
     if not form.validate_on_submit():  # the message next to the field, the value as typed
         return _family_page(fam, quotient_form=form, status=422)
     back_office.set_quotient(fam, agent=current_user, value=form.quotient.data)
-    db.session.commit()
     flash(_("Le quotient familial a été enregistré."), "success")
     return redirect(url_for("admin.family", family_id=fam.id))
 
@@ -152,7 +149,6 @@ def family_add_child(family_id):
     if form.validate_on_submit():
         child = back_office.add_child_directly(fam, {name: form[name].data for name in (
             "first_name", "last_name", "birth_date", "school", "class_name")})
-        db.session.commit()
         flash(_("%(name)s a été ajouté(e) au dossier.", name=child.first_name), "success")
         return redirect(url_for("admin.family", family_id=fam.id))
     return _render("admin/dossiers_form.html", form=form, title=_("Ajouter un enfant au dossier %(name)s",
@@ -171,7 +167,6 @@ def child_health(family_id, child_id):
         abort(404)
     health = records.child_health(child)
     health_log.log_health_read(agent=current_user, child=child, context="fiche")
-    db.session.commit()
     return _render("admin/dossiers_health.html", family=fam, child=child,
                    rows=summaries.rows(ENTITY_HEALTH, health, pending_for(ENTITY_HEALTH, child.id)),
                    missing=readiness.health_missing(health), reads=health_log.health_reads(child))
@@ -193,7 +188,6 @@ def changes():
 def _change_page(item: FamilyChange, form: DecisionForm):
     if item.entity == ENTITY_HEALTH and item.child is not None:
         health_log.log_health_read(agent=current_user, child=item.child, context="modification")
-        db.session.commit()
     return _render("admin/dossiers_change.html", change=item, rows=summaries.change_rows(item),
                    photo=pending_photo(item), form=form, OP_CREATE=OP_CREATE)
 
@@ -214,20 +208,16 @@ def change_decide(change_id):
     if not form.validate_on_submit() or decision not in ("accept", "refuse"):
         flash(_("Formulaire invalide."), "error")
         return redirect(back)
+    on_busy(back, _("Cette modification est en cours de traitement. Réessayez dans un instant."))
     try:
         decide(item.id, agent=current_user, accept=decision == "accept", motif=form.motif.data)
     except DossierError as err:
-        db.session.rollback()
+        roll_back()
         if err.field == "motif":
             form.motif.errors = [err.message]
             return _change_page(get_or_404(db.session, FamilyChange, change_id), form)
         flash(err.message, "error")
         return redirect(back)
-    except Busy:
-        db.session.rollback()
-        flash(_("Cette modification est en cours de traitement. Réessayez dans un instant."), "error")
-        return redirect(back)
-    db.session.commit()
     if decision == "accept":
         flash(_("Modification acceptée : la famille est prévenue par e-mail."), "success")
     else:
@@ -250,7 +240,6 @@ def deletion_handled(request_id):
     row = get_or_404(db.session, AccountDeletionRequest, request_id)
     if ButtonForm().validate_on_submit() and row.status == DELETION_OPEN:
         deletion.mark_deletion_handled(row, agent=current_user)
-        db.session.commit()
         flash(_("Demande marquée comme traitée."), "success")
     return redirect(url_for("admin.deletions"))
 

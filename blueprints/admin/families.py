@@ -10,13 +10,14 @@ from sqlalchemy import select
 from blueprints.admin import bp
 from blueprints.admin.common import audit, no_change
 from blueprints.admin.forms import AccountForm, ResidentForm
-from blueprints.links import WebLinks
 from core import accounts
 from core import admin_services as svc
 from core.models import Family, User
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import agent_required, current_tenant
+from web.links import WebLinks
+from web.transaction import roll_back
 
 
 def _settings() -> accounts.Settings:
@@ -52,10 +53,9 @@ def _create_account(family: Family | None, form: AccountForm):
             tenant, email=form.email.data, first_name=form.first_name.data, last_name=form.last_name.data,
             links=WebLinks(), settings=_settings(), family=family)
     except accounts.AccountError as err:
-        db.session.rollback()
+        roll_back()
         form.email.errors.append(err.message)
         return None
-    db.session.commit()
     audit(_("Espace créé pour %(email)s", email=user.email))
     flash(_("L'espace de %(name)s est créé : un mail avec l'identifiant, un mot de passe provisoire et le lien "
             "d'activation est parti à %(email)s.", name=user.display_name, email=user.email), "success")
@@ -98,7 +98,6 @@ def directory_resident(family_id):
     form = ResidentForm()
     form.validate_on_submit()
     family.resident = bool(form.resident.data)
-    db.session.commit()
     if family.resident:
         text = _("Famille %(name)s : résidant dans la commune.", name=family.name)
     else:

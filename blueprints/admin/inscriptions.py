@@ -9,10 +9,8 @@ from sqlalchemy import select
 from blueprints.admin import bp
 from blueprints.admin.common import actor_name, audit, int_arg, no_change
 from blueprints.admin.forms import ButtonForm
-from blueprints.links import WebLinks
 from core import admin_services as svc
 from core.demandes import AlreadyDecided, PiecesMissing, decide
-from core.locking import Busy
 from core.models import (
     ACTION_INSCRIPTION,
     INSCRIPTION_ACCEPTED,
@@ -27,6 +25,8 @@ from core.models import (
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import agent_required, current_tenant
+from web.links import WebLinks
+from web.transaction import on_busy, roll_back
 
 STATUSES = (INSCRIPTION_PENDING, INSCRIPTION_ACCEPTED, INSCRIPTION_REFUSED)
 
@@ -63,6 +63,7 @@ def inscription_decide(inscription_id):
         flash(_("Pour refuser l'inscription de %(child)s, choisissez un motif.", child=who), "error")
         return redirect(back, code=303)
     ok = choice == "valider"
+    on_busy(back)
     try:
         demande = db.session.get(Demande, ins.demande_id) if ins.demande_id else None
         line = None
@@ -77,16 +78,10 @@ def inscription_decide(inscription_id):
             svc.decide_inscription_without_demande(ins, ok)
         else:
             raise AlreadyDecided("decided", _("Cette inscription a déjà été traitée par quelqu'un d'autre."))
-        db.session.commit()
     except (AlreadyDecided, PiecesMissing) as err:
-        db.session.rollback()
+        roll_back()
         no_change()
         flash(err.message, "error")
-        return redirect(back, code=303)
-    except Busy:
-        db.session.rollback()
-        no_change()
-        flash(_("Réessayez dans un instant."), "error")
         return redirect(back, code=303)
     if ok:
         text = _("Inscription de %(child)s à %(activity)s validée.", child=who, activity=ins.activity.name)

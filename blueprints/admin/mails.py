@@ -8,13 +8,13 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from blueprints.admin import bp
-from blueprints.links import safe_next
 from core.mail import resend
 from core.models import MAIL_FAILED, MAIL_PENDING, MAIL_QUEUED, MAIL_SENT, Family, OutboxMail, User
 from extensions import db
 from jobs.mail import SUBJECTS
 from tenants.scoping import get_or_404
 from tenants.web import agent_required
+from web.links import safe_next
 
 PER_PAGE = 50
 STATUS_LABELS = {
@@ -86,7 +86,6 @@ def mail_resend(mail_id):
     mail = get_or_404(db.session, OutboxMail, mail_id)
     back = safe_next(request.form.get("next"), url_for("admin.mails"))
     if resend(mail):
-        db.session.commit()  # handed to the queue once committed
         flash(_l("Le mail à %(to)s est renvoyé.", to=mail.to_address), "success")
     else:
         flash(_l("Ce mail n'est pas en échec : il n'y a rien à renvoyer."), "error")

@@ -16,9 +16,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Re
 from blueprints.admin import bp
 from blueprints.admin.common import audit, no_change
 from blueprints.admin.forms import FrDateField, FrIntegerField, options
-from blueprints.links import WebLinks
 from blueprints.pieces.files import file_response
-from blueprints.transaction import committing, rollback_only
 from core import admin_services as admin_svc
 from core.documents import services as svc
 from core.documents.config import PieceSettings, apply_type, save_settings, settings_of
@@ -32,11 +30,12 @@ from core.documents.models import (
     PieceType,
 )
 from core.dossier.records import children_of, members_of, responsables
-from core.locking import Busy
 from core.models import Activity, Family
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import agent_required, current_tenant
+from web.links import WebLinks
+from web.transaction import on_busy, rollback_only
 
 REQUIRED = _l("Ce champ est obligatoire.")
 
@@ -120,7 +119,6 @@ def piece(piece_id):
 
 @bp.get("/pieces/<int:piece_id>/fichier")
 @agent_required
-@committing
 def piece_file(piece_id):
     """The file, for an agent of its commune: the read is logged (who, which piece, when)."""
     item = _load(piece_id)
@@ -130,7 +128,6 @@ def piece_file(piece_id):
 
 @bp.post("/pieces/<int:piece_id>/decision")
 @agent_required
-@committing
 def piece_decide(piece_id):
     item = _load(piece_id)
     form = _decision_form(item)
@@ -142,6 +139,7 @@ def piece_decide(piece_id):
             flash(_("Choisissez « Valider » ou « Refuser »."), "error")
         return _review(item, form, 422)
     label = svc.piece_label(item.type, item.child)
+    on_busy(url_for("admin.piece", piece_id=piece_id))
     try:
         if action == "valider":
             svc.validate(item, agent=current_user, valid_until=form.valid_until.data, links=WebLinks())
@@ -159,11 +157,6 @@ def piece_decide(piece_id):
             flash(err.message, "error")
             return redirect(url_for("admin.pieces_queue"), code=303)
         return _review(_load(piece_id), form, 422)
-    except Busy:
-        rollback_only()
-        no_change()
-        flash(_("Réessayez dans un instant."), "error")
-        return redirect(url_for("admin.piece", piece_id=piece_id), code=303)
     family_name = item.family.name
     if action == "valider":
         text = _("Pièce validée : %(piece)s (famille %(family)s).", piece=label, family=family_name)
@@ -200,7 +193,6 @@ def _activity_choices():
 
 @bp.route("/pieces/types", methods=["GET", "POST"])
 @agent_required
-@committing
 def piece_types():
     tenant = current_tenant()
     current = settings_of(tenant)
@@ -226,7 +218,6 @@ def piece_types():
 @bp.route("/pieces/types/nouveau", methods=["GET", "POST"])
 @bp.route("/pieces/types/<int:type_id>", methods=["GET", "POST"])
 @agent_required
-@committing
 def piece_type(type_id=None):
     row = get_or_404(db.session, PieceType, type_id) if type_id is not None else None
     if row is not None and request.method == "GET":

@@ -27,13 +27,10 @@ def support_entry():
     token = request.args.get("jeton", "")
     entry = audit.consume_switch_token(token)
     if entry is None or entry.at < utcnow() - ENTRY_TOKEN_LIFETIME:
-        db.session.rollback()
         abort(404)
     support = db.session.get(SupportUser, entry.support_user_id)
     if support is None:
-        db.session.rollback()
         abort(404)
-    db.session.commit()
     session.clear()
     login_user(support)
     session[SUPPORT_SESSION_KEY] = tenant.id
@@ -49,7 +46,6 @@ def support_exit():
         abort(404)
     tenant = current_tenant()
     audit.record_switch_out(current_user, tenant.name)
-    db.session.commit()
     g.audit_done = True
     logout_user()
     session.clear()

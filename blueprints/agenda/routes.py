@@ -9,11 +9,11 @@ from blueprints.agenda.forms import AbsenceForm
 from core import agenda as svc
 from core import clock
 from core.bounds import as_ids
-from core.locking import Busy
 from core.models import ROLE_PARENT, Reservation
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import current_tenant, role_required
+from web.transaction import on_busy, on_rollback, rollback_only
 
 
 def _uploads_root() -> Path:
@@ -77,6 +77,11 @@ def absence(reservation_id):
     refusal = svc.absence_refusal(res)
     form = AbsenceForm()
     status = 200
+
+    def page(refusal, status):
+        return render_template("agenda/absence.html", res=res, item=item, form=form, refusal=refusal,
+                               status_words=svc.STATUS_WORDS), status
+
     if request.method == "POST" and refusal is not None:
         status = 409
     elif form.validate_on_submit():
@@ -85,24 +90,23 @@ def absence(reservation_id):
         if form.document_bytes:
             stored = svc.store_document(form.document_bytes, form.document_kind, root=root,
                                         tenant_slug=current_tenant().slug)
+            on_rollback(lambda: svc.discard_document(stored, root=root))
+
+        def retry():
+            flash(_("Le service est très sollicité : réessayez dans un instant."), "error")
+            return page(None, 503)
+
+        on_busy(retry)
         try:
             demande = svc.declare_absence(res, user=current_user, motif=form.motif_text(), document=stored)
-            db.session.commit()
         except svc.AbsenceError as exc:
-            db.session.rollback()
-            svc.discard_document(stored, root=root)
+            rollback_only()
             refusal, status = exc.message, 409
-        except Busy:
-            db.session.rollback()
-            svc.discard_document(stored, root=root)
-            flash(_("Le service est très sollicité : réessayez dans un instant."), "error")
-            status = 503
         else:
             flash(_("Nous avons bien enregistré l'absence de %(child)s (demande N° %(number)s).",
                     child=item.child_name, number=demande.number), "success")
             return redirect(url_for("agenda.index", vue="semaine", date=item.first_day.isoformat()))
-    return render_template("agenda/absence.html", res=res, item=item, form=form, refusal=refusal,
-                           status_words=svc.STATUS_WORDS), status
+    return page(refusal, status)
 
 
 @bp.get("/absences/<int:reservation_id>/justificatif")

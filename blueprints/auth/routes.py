@@ -12,11 +12,12 @@ from blueprints.auth.forms import (
     NewPasswordForm,
     RegisterForm,
 )
-from blueprints.links import WebLinks, safe_next
 from core import accounts
 from core.accounts import AccountError
-from extensions import db, limiter
+from extensions import limiter
 from tenants.web import current_tenant, login_required_here
+from web.links import WebLinks, safe_next
+from web.transaction import roll_back
 
 GATE_EXEMPT = {
     "auth.logout", "auth.change_password", "auth.accept_cgu", "public.set_language", "static",
@@ -78,7 +79,7 @@ def login():
         try:
             user = accounts.authenticate(form.email.data, form.password.data)
         except AccountError as err:
-            db.session.rollback()
+            roll_back()
             form.password.errors.append(err.message)
             not_activated = err.code == "not_activated"
         else:
@@ -86,10 +87,8 @@ def login():
             next_url = safe_next(request.args.get("next"), home)
             session.clear()
             login_user(user)
-            db.session.commit()
             if user.locale is None:
                 user.locale = _locale()
-                db.session.commit()
             return redirect(next_url)
     return render_template("auth/login.html", form=form, not_activated=not_activated, tenant=tenant,
                            resend_form=EmailOnlyForm(email=form.email.data))
@@ -120,11 +119,10 @@ def register():
                     links=WebLinks(), locale=_locale(), settings=_settings(),
                 )
             except AccountError as err:
-                db.session.rollback()
+                roll_back()
                 target = form.email if err.code == "email_taken" else form.password
                 target.errors.append(err.message)
             else:
-                db.session.commit()
                 return render_template("auth/register_done.html", email=accounts.normalize_email(form.email.data))
     return render_template("auth/register.html", form=form, rule=accounts.password_rule(_policy()))
 
@@ -135,9 +133,8 @@ def activate(token):
     try:
         user = accounts.activate(token)
     except AccountError as err:
-        db.session.rollback()
+        roll_back()
         return render_template("auth/activation.html", error=err.message, resend_form=EmailOnlyForm()), 410
-    db.session.commit()
     return render_template("auth/activation.html", user=user)
 
 
@@ -147,7 +144,6 @@ def resend_activation():
     form = EmailOnlyForm()
     if form.validate_on_submit():
         accounts.resend_activation(form.email.data, links=WebLinks(), settings=_settings())
-        db.session.commit()
     flash(_("Si un espace non activé existe pour cette adresse, un nouveau lien d'activation vient d'être envoyé."),
           "info")
     return redirect(url_for("auth.login"))
@@ -160,7 +156,6 @@ def forgot_password():
     form = EmailOnlyForm()
     if form.validate_on_submit():
         accounts.request_password_reset(form.email.data, links=WebLinks(), settings=_settings())
-        db.session.commit()
         return render_template("auth/forgot_done.html")
     return render_template("auth/forgot.html", form=form)
 
@@ -176,10 +171,9 @@ def reset_password(token):
             try:
                 accounts.reset_password(token, form.password.data, policy=policy)
             except AccountError as err:
-                db.session.rollback()
+                roll_back()
                 form.password.errors.append(err.message)
             else:
-                db.session.commit()
                 flash(_("Votre mot de passe a été modifié. Vous pouvez vous connecter."), "success")
                 return redirect(url_for("auth.login"))
     return render_template("auth/reset.html", form=form, rule=accounts.password_rule(policy))
@@ -200,10 +194,9 @@ def change_password():
             try:
                 accounts.set_password(current_user, form.password.data, policy=policy)
             except AccountError as err:
-                db.session.rollback()
+                roll_back()
                 form.password.errors.append(err.message)
             else:
-                db.session.commit()
                 flash(_("Votre mot de passe a été modifié."), "success")
                 return redirect(url_for("famille.dashboard"))
     return render_template("auth/change_password.html", form=form, forced=forced, rule=accounts.password_rule(policy))
@@ -215,6 +208,5 @@ def accept_cgu():
     form = CguForm()
     if form.validate_on_submit():
         accounts.accept_cgu(current_user)
-        db.session.commit()
         return redirect(url_for("famille.dashboard"))
     return render_template("auth/cgu_accept.html", form=form)

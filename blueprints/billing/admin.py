@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from blueprints.admin.common import actor_name, audit, no_change
 from blueprints.billing import admin_bp as bp
-from blueprints.billing.common import committing, parse_date, pdf_response
+from blueprints.billing.common import parse_date, pdf_response
 from core import clock
 from core.admin_services import update_settings
 from core.billing import attendance, runs
@@ -23,13 +23,11 @@ from core.billing.models import BillingRun, Invoice
 from core.bounds import as_ids
 from core.dossier.models import FamilyChange
 from core.dossier.summaries import change_rows
-from core.locking import Busy
 from core.models import Activity, Family
 from extensions import db
 from tenants.scoping import get_or_404, get_scoped
 from tenants.web import agent_required, current_tenant
-
-RETRY = "Réessayez dans un instant."
+from web.transaction import on_busy, roll_back
 
 
 def _activities():
@@ -38,7 +36,6 @@ def _activities():
 
 @bp.route("/", methods=["GET", "POST"])
 @agent_required
-@committing
 def index():
     error = None
     if request.method == "POST":
@@ -49,7 +46,7 @@ def index():
             audit(_("Facturation : brouillon de %(month)s", month=month.strftime("%m/%Y")))
             return redirect(url_for("billing_admin.run", run_id=run.id), code=303)
         except runs.RunError as err:
-            db.session.rollback()
+            roll_back()
             no_change()
             error = err
     last = (clock.today().replace(day=1) - timedelta(days=1)).replace(day=1)
@@ -83,20 +80,15 @@ def _act(run_id: int, action, done: str, typed: tuple = ()):
     comes back with the message next to the field and the input kept."""
     r = _run(run_id)
     here = url_for("billing_admin.run", run_id=r.id)
+    on_busy(here)
     try:
         action(r)
-        db.session.commit()
     except runs.RunError as err:
-        db.session.rollback()
+        roll_back()
         no_change()
         if err.field in typed:
             return _run_page(_run(run_id), error=err)
         flash(err.message, "error")
-        return redirect(here, code=303)
-    except Busy:
-        db.session.rollback()
-        no_change()
-        flash(_(RETRY), "error")
         return redirect(here, code=303)
     audit(done)
     flash(done, "success")
@@ -170,13 +162,13 @@ def invoices_csv():
 
 @bp.route("/factures/<int:invoice_id>", methods=["GET", "POST"])
 @agent_required
-@committing
 def invoice(invoice_id):
     from blueprints.billing.routes import grouped
 
     document = get_or_404(db.session, Invoice, invoice_id)
     error = None
     if request.method == "POST":
+        on_busy(url_for("billing_admin.invoice", invoice_id=document.id))
         try:
             if request.form.get("action") == "avoir":
                 note = inv.issue_credit_note(document, amount_raw=request.form.get("montant"),
@@ -191,13 +183,9 @@ def invoice(invoice_id):
                 flash(_("Le règlement est enregistré."), "success")
             return redirect(url_for("billing_admin.invoice", invoice_id=document.id), code=303)
         except inv.InvoiceError as err:
-            db.session.rollback()
+            roll_back()
             no_change()
             error = err
-        except Busy:
-            db.session.rollback()
-            no_change()
-            flash(_(RETRY), "error")
     [statement] = inv.statements([document])
     return render_template("billing/admin/invoice.html", st=statement, invoice=document, groups=grouped(document),
                            error=error, methods=inv.COUNTER_METHODS, today=clock.today(), form=request.form), \
@@ -217,7 +205,6 @@ def invoice_pdf(invoice_id):
 
 @bp.route("/pointage", methods=["GET", "POST"])
 @agent_required
-@committing
 def pointage():
     activities = [a for a in _activities() if not a.archived]
     activity = get_scoped(db.session, Activity, request.values.get("activite")) if request.values.get("activite") \
@@ -241,7 +228,7 @@ def pointage():
             flash(_("Pointage enregistré (%(num)d enfant(s) pointé(s)).", num=count), "success")
             return redirect(url_for("billing_admin.pointage", activite=activity.id, jour=day.isoformat()), code=303)
         except attendance.AttendanceError as err:
-            db.session.rollback()
+            roll_back()
             no_change()
             flash(err.message, "error")
     return render_template("billing/admin/pointage.html", activities=activities, activity=activity, day=day,
@@ -252,7 +239,6 @@ def pointage():
 
 @bp.route("/familles/<int:family_id>/qf", methods=["GET", "POST"])
 @agent_required
-@committing
 def family_qf(family_id):
     family = get_or_404(db.session, Family, family_id)
     pending = qfs.pending_request(family.id)
@@ -275,7 +261,7 @@ def family_qf(family_id):
             audit(_("Quotient familial de la famille %(name)s", name=family.name))
             return redirect(url_for("billing_admin.family_qf", family_id=family.id), code=303)
         except qfs.QuotientError as err:
-            db.session.rollback()
+            roll_back()
             no_change()
             error = err
             pending = qfs.pending_request(family.id)
@@ -303,7 +289,6 @@ def justificatif(family_id):
 
 @bp.route("/tarifs", methods=["GET", "POST"])
 @agent_required
-@committing
 def tariffs():
     """The régie and the grids, as the commune's billing.toml reads (checked before saving)."""
     tenant = current_tenant()

@@ -1,7 +1,7 @@
 """Agents: a family's account (balance, invoices, receipts, credits, mandate), counter payments and
 their receipts (cancelled with a reason), the payment journal per day and type (CSV), SEPA mandates
 and pain.008 files, rejected debits, late invoices and their hand-over to the Trésor public.
-Load (404), check, act; the services never commit, `committing` does."""
+Load (404), check, act; the services never commit, web/transaction.py does."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from blueprints.admin.common import actor_name, audit, no_change
 from blueprints.billing import admin_bp as bp
-from blueprints.billing.common import committing, parse_date, pdf_response
+from blueprints.billing.common import parse_date, pdf_response
 from core import clock
 from core.billing import config as bconf
 from core.billing import documents, mandates, online, payments, reminders, sepa
@@ -23,34 +23,26 @@ from core.billing.models import Credit, Invoice
 from core.billing.payment_models import DebitBatch, Mandate, Receipt
 from core.billing.pricing import euros
 from core.bounds import as_ids
-from core.locking import Busy
 from core.models import Family
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import agent_required, current_tenant
-
-RETRY = "Réessayez dans un instant."
+from web.transaction import on_busy, roll_back
 
 
 def _regie():
     return bconf.for_tenant(current_tenant()).regie
 
 
-def _busy():
-    db.session.rollback()
-    no_change()
-    flash(_(RETRY), "error")
-
-
 # ---------------------------------------------------------------- a family's account
 
 @bp.route("/familles/<int:family_id>/compte", methods=["GET", "POST"])
 @agent_required
-@committing
 def account(family_id):
     family = get_or_404(db.session, Family, family_id)
     error = None
     if request.method == "POST":
+        on_busy(url_for("billing_admin.account", family_id=family.id))
         try:
             receipt = payments.record_counter_payment(
                 family.id, as_ids(request.form.getlist("factures")),
@@ -63,11 +55,9 @@ def account(family_id):
         except LookupError:
             abort(404)
         except payments.PaymentError as err:
-            db.session.rollback()
+            roll_back()
             no_change()
             error = err
-        except Busy:
-            _busy()
     return _account_page(family, error=error)
 
 
@@ -104,20 +94,18 @@ def receipt_pdf(receipt_id):
 
 @bp.post("/recus/<int:receipt_id>/annuler")
 @agent_required
-@committing
 def receipt_cancel(receipt_id):
     row = get_or_404(db.session, Receipt, receipt_id)
+    on_busy(url_for("billing_admin.receipt", receipt_id=row.id))
     try:
         payments.cancel(row.id, reason=request.form.get("motif", ""), actor=actor_name())
         audit(_("Règlement %(number)s annulé", number=row.number))
         flash(_("Le règlement %(number)s est annulé : les factures sont à nouveau à régler.", number=row.number),
               "success")
     except payments.PaymentError as err:
-        db.session.rollback()
+        roll_back()
         no_change()
         flash(err.message, "error")
-    except Busy:
-        _busy()
     return redirect(url_for("billing_admin.receipt", receipt_id=row.id), code=303)
 
 
@@ -160,11 +148,11 @@ def journal_csv():
 
 @bp.route("/prelevements", methods=["GET", "POST"])
 @agent_required
-@committing
 def debits():
     regie = _regie()
     error = None
     if request.method == "POST":
+        on_busy(url_for("billing_admin.debits"))
         try:
             batch = sepa.export(parse_date(request.form.get("echeance")), agent=current_user, actor=actor_name())
             audit(_("Fichier de prélèvements du %(date)s (%(count)d)", date=batch.collection_date.strftime("%d/%m/%Y"),
@@ -173,11 +161,9 @@ def debits():
                     amount=euros(batch.total)), "success")
             return redirect(url_for("billing_admin.debits"), code=303)
         except sepa.SepaError as err:
-            db.session.rollback()
+            roll_back()
             no_change()
             error = err
-        except Busy:
-            _busy()
     first = None
     if sepa.available(regie):
         from core.billing.bank import earliest_collection
@@ -204,7 +190,6 @@ def batch(batch_id):
 
 @bp.get("/prelevements/lots/<int:batch_id>.xml")
 @agent_required
-@committing
 def batch_xml(batch_id):
     """The pain.008 for the bank: full IBANs, so each mandate's read is logged."""
     row = get_or_404(db.session, DebitBatch, batch_id)
@@ -219,34 +204,32 @@ def batch_xml(batch_id):
 
 @bp.post("/prelevements/<int:debit_id>/rejet")
 @agent_required
-@committing
 def debit_reject(debit_id):
     from core.billing.payment_models import Debit
 
     debit = get_or_404(db.session, Debit, debit_id)
+    on_busy(url_for("billing_admin.batch", batch_id=debit.batch_id) if debit.batch_id else url_for("billing_admin.debits"))
     try:
         sepa.reject(debit.id, code=request.form.get("code", ""), actor=actor_name())
         audit(_("Prélèvement rejeté : facture %(number)s", number=debit.invoice.number))
         flash(_("Prélèvement marqué rejeté : la facture %(number)s est à nouveau à régler, la famille est prévenue.",
                 number=debit.invoice.number), "success")
     except sepa.SepaError as err:
-        db.session.rollback()
+        roll_back()
         no_change()
         flash(err.message, "error")
-    except Busy:
-        _busy()
     return redirect(url_for("billing_admin.batch", batch_id=debit.batch_id) if debit.batch_id
                     else url_for("billing_admin.debits"), code=303)
 
 
 @bp.route("/mandats/<int:mandate_id>", methods=["GET", "POST"])
 @agent_required
-@committing
 def mandate(mandate_id):
     row = get_or_404(db.session, Mandate, mandate_id)
     full = error = None
     if request.method == "POST":
         action = request.form.get("action")
+        on_busy(url_for("billing_admin.mandate", mandate_id=row.id))
         try:
             if action == "iban":
                 full = mandates.reveal(row, agent=current_user, context="fiche du mandat")
@@ -258,14 +241,12 @@ def mandate(mandate_id):
             else:
                 abort(400)
         except mandates.MandateError as err:
-            db.session.rollback()
+            roll_back()
             no_change()
             if err.field:
                 error = err  # next to its field, what was typed kept
             else:
                 flash(err.message, "error")
-        except Busy:
-            _busy()
     return render_template("billing/admin/mandate.html", mandate=row, full=full, mask=mandates.mask,
                            reads=mandates.iban_reads(row.id), may_read=mandates.may_read_iban(_regie(), current_user),
                            words={k: str(v) for k, v in mandates.MANDATE_WORDS.items()},
@@ -275,10 +256,10 @@ def mandate(mandate_id):
 
 @bp.post("/familles/<int:family_id>/mandat")
 @agent_required
-@committing
 def paper_mandate(family_id):
     """A mandate signed on paper at the counter, recorded by an agent (then validated as any other)."""
     family = get_or_404(db.session, Family, family_id)
+    on_busy(url_for("billing_admin.account", family_id=family.id))
     try:
         mandate_row = mandates.sign(family, current_user, holder=request.form.get("titulaire", ""),
                                     iban=request.form.get("iban", ""), bic=request.form.get("bic", ""),
@@ -287,13 +268,11 @@ def paper_mandate(family_id):
         flash(_("Mandat %(rum)s enregistré : il attend sa validation (Modifications en attente).",
                 rum=mandate_row.rum), "success")
     except mandates.MandateError as err:
-        db.session.rollback()
+        roll_back()
         no_change()
         if err.field in ("holder", "iban", "bic", "accepted"):
             return _account_page(get_or_404(db.session, Family, family_id), mandate_error=err)
         flash(err.message, "error")
-    except Busy:
-        _busy()
     return redirect(url_for("billing_admin.account", family_id=family.id), code=303)
 
 
@@ -310,18 +289,16 @@ def late():
 
 @bp.post("/factures/<int:invoice_id>/tresor")
 @agent_required
-@committing
 def hand_over(invoice_id):
     document = get_or_404(db.session, Invoice, invoice_id)
+    on_busy(url_for("billing_admin.late"))
     try:
         reminders.hand_over(document.id, actor=actor_name(), note=request.form.get("note", ""))
         audit(_("Facture %(number)s transmise au Trésor public", number=document.number))
         flash(_("La facture %(number)s est transmise au Trésor public : le paiement en ligne est fermé.",
                 number=document.number), "success")
     except reminders.RecoveryError as err:
-        db.session.rollback()
+        roll_back()
         no_change()
         flash(err.message, "error")
-    except Busy:
-        _busy()
     return redirect(url_for("billing_admin.late"), code=303)

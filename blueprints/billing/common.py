@@ -1,28 +1,8 @@
 from __future__ import annotations
 
 from datetime import date
-from functools import wraps
 
 from flask import Response
-
-from extensions import db
-
-
-def committing(view):
-    """The transaction boundary around a view: commit what the service did when the view answers,
-    roll back when it raises."""
-
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        try:
-            out = view(*args, **kwargs)
-        except Exception:
-            db.session.rollback()
-            raise
-        db.session.commit()
-        return out
-
-    return wrapped
 
 
 def pdf_response(data: bytes, filename: str, *, download: bool = False) -> Response:

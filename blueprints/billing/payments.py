@@ -13,16 +13,15 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from blueprints.billing import bp
-from blueprints.billing.common import committing
 from core.billing import config as bconf
 from core.billing import mandates, online, sepa
 from core.billing.payment_models import TX_CREATED, TX_PAID, TX_WAITING, OnlineTransaction
 from core.bounds import as_id
-from core.locking import Busy
 from core.models import ROLE_PARENT
 from extensions import csrf, db
 from tenants.scoping import get_scoped
 from tenants.web import current_tenant, role_required
+from web.transaction import on_busy, roll_back, rollback_only
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +42,22 @@ def _notify_url() -> str:
 
 @bp.post("/paiements")
 @role_required(ROLE_PARENT)
-@committing
 def pay():
     """Pay the invoices ticked (or the one of the invoice page): the transaction is written, then the
     parent goes to the payment page."""
     fid = _family_id()
     back = request.form.get("retour") == "facture" and request.form.get("factures")
+    on_busy(url_for("billing.invoices"))
     try:
         tx, url = online.start(fid, request.form.getlist("factures"), user=current_user, email=current_user.email,
                                return_url=_return_url, notify_url=_notify_url(), origin=current_tenant().name)
     except LookupError:
         abort(404)
     except online.PaymentError as err:
-        db.session.rollback()
+        roll_back()
         flash(err.message, "error")
         if back and as_id(back):
             return redirect(url_for("billing.invoice", invoice_id=as_id(back)), code=303)
-        return redirect(url_for("billing.invoices"), code=303)
-    except Busy:
-        db.session.rollback()
-        flash(_("Réessayez dans un instant."), "error")
         return redirect(url_for("billing.invoices"), code=303)
     log.info("online payment %s started: %s cents", tx.refdet, tx.amount_cents)
     return redirect(url, code=303)
@@ -102,22 +97,15 @@ def payment_notify():
         raw = request.query_string.decode("latin-1")
     if raw.startswith("idOp="):  # PayFiP posts idOp; eopayment reads idop
         raw = "idop=" + raw[len("idOp="):]
+    on_busy(lambda: Response("busy", status=503, mimetype="text/plain"))  # the backend notifies again
     try:
-        tx = online.notify(raw, notify_url=_notify_url())
-        db.session.commit()
+        tx = online.notify(raw, notify_url=_notify_url())  # committed before the 200 leaves
     except online.NotificationRefused as err:
-        db.session.rollback()
+        rollback_only()
         log.warning("payment notification refused (%s): %s", current_tenant().slug, err.message)
         return Response(err.message, status=400, mimetype="text/plain")
     except LookupError:
-        db.session.rollback()
         abort(404)
-    except Busy:
-        db.session.rollback()
-        return Response("busy", status=503, mimetype="text/plain")
-    except Exception:
-        db.session.rollback()
-        raise
     log.info("payment notification for %s: %s", tx.refdet, tx.status)
     return Response("OK", mimetype="text/plain")
 
@@ -126,7 +114,6 @@ def payment_notify():
 
 @bp.route("/prelevements", methods=["GET", "POST"])
 @role_required(ROLE_PARENT)
-@committing
 def direct_debit():
     """Mes prélèvements: the mandate (IBAN masked), signing one online (validated by the commune),
     revoking it, and the direct debits."""
@@ -137,6 +124,7 @@ def direct_debit():
     error = None
     if request.method == "POST":
         action = request.form.get("action", "signer")
+        on_busy(url_for("billing.direct_debit"))
         try:
             if action == "revoquer":
                 mandates.revoke_by_family(family, current_user)
@@ -149,11 +137,8 @@ def direct_debit():
                         "collectivité."), "success")
             return redirect(url_for("billing.direct_debit"), code=303)
         except mandates.MandateError as err:
-            db.session.rollback()
+            roll_back()
             error = err
-        except Busy:
-            db.session.rollback()
-            flash(_("Réessayez dans un instant."), "error")
     return render_template("billing/direct_debit.html", regie=regie, error=error, form=request.form,
                            active=mandates.active_of(family.id), pending=mandates.pending_of(family.id),
                            debits=sepa.debits_of(family.id), text=mandates.mandate_text(regie),

@@ -11,7 +11,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from blueprints.billing import bp
-from blueprints.billing.common import committing, parse_date, pdf_response
+from blueprints.billing.common import parse_date, pdf_response
 from core import clock
 from core.billing import attestations, documents
 from core.billing import config as bconf
@@ -23,6 +23,7 @@ from core.models import INSCRIPTION_ACCEPTED, ROLE_PARENT, Activity, Child, Insc
 from extensions import db
 from tenants.scoping import get_scoped
 from tenants.web import current_tenant, role_required
+from web.transaction import roll_back
 
 
 def _family_id() -> int:
@@ -88,7 +89,6 @@ def invoice_document(document: Invoice) -> bytes:
 
 @bp.route("/mes-qf-revenus", methods=["GET", "POST"])
 @role_required(ROLE_PARENT)
-@committing
 def quotient():
     family = current_user.family
     if family is None:
@@ -106,7 +106,7 @@ def quotient():
                   "success")
             return redirect(url_for("billing.quotient"), code=303)
         except qfs.QuotientError as err:
-            db.session.rollback()
+            roll_back()
             qfs.discard_justificatif(current_tenant().slug, name)  # kept only with its request
             error = err
     rows = qfs.of_family(family.id)

@@ -6,10 +6,10 @@ from sqlalchemy.orm import selectinload
 
 from blueprints.demandes import bp
 from core.demandes import LINE_LABELS, STATUS_LABELS, TYPE_LABELS, AlreadyDecided, cancel_demande
-from core.locking import Busy
 from core.models import ROLE_PARENT, Demande
 from extensions import db
 from tenants.web import role_required
+from web.transaction import on_busy, rollback_only
 
 
 def _own(number: int) -> Demande:
@@ -45,14 +45,11 @@ def show(number):
 @role_required(ROLE_PARENT)
 def cancel(number):
     demande = _own(number)
+    on_busy(url_for("demandes.show", number=number))
     try:
         cancel_demande(demande, current_user)
-        db.session.commit()
         flash(_("Votre demande N° %(number)d est annulée.", number=number), "success")
     except AlreadyDecided as err:
-        db.session.rollback()
+        rollback_only()
         flash(err.message, "error")
-    except Busy:
-        db.session.rollback()
-        flash(_("Réessayez dans un instant."), "error")
     return redirect(url_for("demandes.show", number=number), code=303)

@@ -30,8 +30,9 @@ from core.dossier.membership import (
     open_invitation,
 )
 from core.models import ROLE_PARENT
-from extensions import db, limiter
+from extensions import limiter
 from tenants.web import current_tenant, role_required
+from web.transaction import roll_back
 
 
 def _locale() -> str:
@@ -58,10 +59,9 @@ def abonnements():
         try:
             family = claim_family_code(current_user, form.code.data)
         except DossierError as err:
-            db.session.rollback()
+            roll_back()
             form.code.errors.append(err.message)
         else:
-            db.session.commit()
             flash(_("Votre espace est maintenant rattaché au dossier famille %(name)s.", name=family.name), "success")
             return redirect(url_for("famille.dossier"))
     return render_template("famille/abonnements.html", form=form, family=current_user.family)
@@ -81,10 +81,9 @@ def invite():
             invite_coparent(family=family, inviter=current_user, email=form.email.data,
                             first_name=form.first_name.data, last_name=form.last_name.data)
         except DossierError as err:
-            db.session.rollback()
+            roll_back()
             form.email.errors.append(err.message)
         else:
-            db.session.commit()
             flash(_("L'invitation a été envoyée à %(email)s. Le lien est valable %(days)d jours.",
                     email=accounts.normalize_email(form.email.data), days=INVITATION_DAYS), "success")
             return redirect(url_for("famille.dossier"))
@@ -100,7 +99,7 @@ def invitation(token):
     try:
         inv = open_invitation(token)
     except DossierError as err:
-        db.session.rollback()
+        roll_back()
         return render_template("famille/message.html", title=_("Invitation impossible"), message=err.message), 410
     logged_in = current_user.is_authenticated and getattr(current_user, "tenant_id", None) == tenant.id
     if logged_in:
@@ -113,10 +112,9 @@ def invitation(token):
             try:
                 accept_invitation_existing(inv, current_user)
             except DossierError as err:
-                db.session.rollback()
+                roll_back()
                 flash(err.message, "error")
             else:
-                db.session.commit()
                 flash(_("Vous avez rejoint le dossier famille %(name)s.", name=inv.family.name), "success")
                 return redirect(url_for("famille.dossier"))
         return render_template("famille/invitation.html", inv=inv, join_form=join_form)
@@ -130,10 +128,9 @@ def invitation(token):
                                                  last_name=form.last_name.data, password=form.password.data,
                                                  locale=_locale())
         except DossierError as err:
-            db.session.rollback()
+            roll_back()
             (form.password if err.field == "password" else form.first_name).errors.append(err.message)
         else:
-            db.session.commit()
             session.clear()
             login_user(user)
             flash(_("Votre espace est créé et rattaché au dossier famille %(name)s.", name=inv.family.name),
@@ -155,10 +152,9 @@ def email_change():
             try:
                 request_email_change(current_user, form.email.data)
             except DossierError as err:
-                db.session.rollback()
+                roll_back()
                 form.email.errors.append(err.message)
             else:
-                db.session.commit()
                 flash(_("Un lien de confirmation a été envoyé à %(email)s. Votre adresse de connexion ne change "
                         "qu'après avoir cliqué sur ce lien.", email=accounts.normalize_email(form.email.data)),
                       "success")
@@ -175,9 +171,8 @@ def email_confirm(token):
     try:
         user = confirm_email_change(token)
     except DossierError as err:
-        db.session.rollback()
+        roll_back()
         return render_template("famille/message.html", title=_("Confirmation impossible"), message=err.message), 410
-    db.session.commit()
     return render_template("famille/message.html", title=_("Adresse e-mail confirmée"),
                            message=_("Votre adresse de connexion est désormais %(email)s.", email=user.email),
                            login=not current_user.is_authenticated)
@@ -209,7 +204,6 @@ def deletion():
         else:
             email = current_user.email
             request_account_deletion(current_user, form.reason.data)
-            db.session.commit()
             logout_user()
             session.clear()
             return render_template("famille/message.html", title=_("Demande de suppression enregistrée"),

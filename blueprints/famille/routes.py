@@ -33,6 +33,7 @@ from core.models import ROLE_AGENT, ROLE_PARENT, Child
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import role_required
+from web.transaction import rollback_only
 
 PENDING_NOTICE = "Toute modification est soumise à une validation par la collectivité."
 
@@ -126,7 +127,6 @@ def dashboard():
         year = clock.today().year - 1
         if clock.today().month <= 6 and attestations.fiscal(family.id, year).children:  # ready in January
             attestation_ready = year
-    db.session.commit()
     return render_template("famille/dashboard.html", family=family, children=children, checks=checks,
                            pending=pending, fiscal=fiscal, expiring=expiring, unpaid=unpaid,
                            attestation_ready=attestation_ready, has_invoices=has_invoices)
@@ -140,7 +140,6 @@ def dossier():
     family = _family()
     resps = records.responsables(family)
     fiscal = records.family_file(family)
-    db.session.commit()
     pending = changes.pending_changes(family)
     by_entity = {(c.entity, c.entity_id): c for c in pending if c.op != OP_CREATE}
     resp_rows = [(r, summaries.rows(ENTITY_RESPONSABLE, r, by_entity.get((ENTITY_RESPONSABLE, r.id)),
@@ -176,7 +175,6 @@ def responsable(resp_id):
     if form.validate_on_submit():
         change = changes.propose_update(family=family, user=current_user, entity=ENTITY_RESPONSABLE,
                                         target=resp, values=_from_form(ENTITY_RESPONSABLE, form))
-        db.session.commit()
         _saved(change)
         return redirect(url_for("famille.dossier"))
     return render_template("famille/form.html", form=form, title=_("Responsable : %(name)s", name=resp.display_name),
@@ -193,7 +191,6 @@ def child(child_id):
     """A member of the household (load in the commune -> 404, then check it is this family's)."""
     member = _own_child(child_id)
     health, cfile = records.child_health(member), records.child_file(member)
-    db.session.commit()
     pending = {(c.entity, c.entity_id): c for c in changes.pending_changes(member.family)
                if c.child_id == member.id and c.op != OP_CREATE}
     general = pending.get((ENTITY_CHILD, member.id))
@@ -234,7 +231,6 @@ def child_edit(child_id):
                 values["photo"] = uploads.store(member.tenant_id, *photo)
             change = changes.propose_update(family=member.family, user=current_user, entity=ENTITY_CHILD,
                                             target=member, values=values)
-            db.session.commit()
             _saved(change)
             return redirect(url_for("famille.child", child_id=member.id))
     return render_template("famille/form.html", form=form, multipart=True,
@@ -251,10 +247,9 @@ def health_edit(child_id):
     if form.validate_on_submit():
         change = changes.propose_update(family=member.family, user=current_user, entity=ENTITY_HEALTH,
                                         target=health, values=_from_form(ENTITY_HEALTH, form))
-        db.session.commit()
         _saved(change)
         return redirect(url_for("famille.child", child_id=member.id))
-    db.session.rollback()
+    rollback_only()
     return render_template("famille/form.html", form=form,
                            title=_("Informations santé de %(name)s", name=member.first_name),
                            back=url_for("famille.child", child_id=member.id), notice=_(PENDING_NOTICE),
@@ -270,10 +265,9 @@ def authorisations_edit(child_id):
     if form.validate_on_submit():
         change = changes.propose_update(family=member.family, user=current_user, entity=ENTITY_AUTHORISATIONS,
                                         target=cfile, values=_from_form(ENTITY_AUTHORISATIONS, form))
-        db.session.commit()
         _saved(change)
         return redirect(url_for("famille.child", child_id=member.id))
-    db.session.rollback()
+    rollback_only()
     return render_template("famille/form.html", form=form,
                            title=_("Autorisations pour %(name)s", name=member.first_name),
                            back=url_for("famille.child", child_id=member.id), notice=_(PENDING_NOTICE))
@@ -287,7 +281,6 @@ def child_new():
     if form.validate_on_submit():
         changes.propose_create(family=family, user=current_user, entity=ENTITY_CHILD,
                                values=_from_form(ENTITY_CHILD, form))
-        db.session.commit()
         flash(_("L'ajout de l'enfant a été enregistré. Il est en attente de validation par la collectivité."),
               "success")
         return redirect(url_for("famille.dossier"))
@@ -305,7 +298,6 @@ def contact_new(child_id):
     if form.validate_on_submit():
         changes.propose_create(family=member.family, user=current_user, entity=ENTITY_CONTACT,
                                values=_from_form(ENTITY_CONTACT, form), child=member)
-        db.session.commit()
         flash(_("Le nouveau contact a été enregistré. Il est en attente de validation par la collectivité."),
               "success")
         return redirect(url_for("famille.child", child_id=member.id))
@@ -325,10 +317,9 @@ def contact_edit(child_id, contact_id):
             change = changes.propose_update(family=member.family, user=current_user, entity=ENTITY_CONTACT,
                                             target=contact, values=_from_form(ENTITY_CONTACT, form))
         except DossierError as err:
-            db.session.rollback()
+            rollback_only()
             flash(err.message, "error")
         else:
-            db.session.commit()
             _saved(change)
             return redirect(url_for("famille.child", child_id=member.id))
     return render_template("famille/form.html", form=form,
@@ -343,7 +334,6 @@ def contact_delete(child_id, contact_id):
     contact = _own_contact(member, contact_id)
     if ButtonForm().validate_on_submit():
         changes.propose_delete(family=member.family, user=current_user, contact=contact)
-        db.session.commit()
         flash(_("La suppression du contact est en attente de validation par la collectivité."), "success")
     return redirect(url_for("famille.child", child_id=member.id))
 
@@ -361,10 +351,9 @@ def change_cancel(change_id):
         try:
             changes.cancel_change(change, family=family, user=current_user)
         except DossierError as err:
-            db.session.rollback()
+            rollback_only()
             flash(err.message, "error")
         else:
-            db.session.commit()
             flash(_("Votre demande de modification a été retirée."), "success")
     if change.child_id:
         return redirect(url_for("famille.child", child_id=change.child_id))
@@ -383,7 +372,7 @@ def photo(child_id, name):
         member = _own_child(child_id)
     cfile = records.child_file(member)
     allowed = {cfile.photo, changes.pending_photo(changes.pending_for(ENTITY_CHILD, member.id))} - {None}
-    db.session.rollback()
+    rollback_only()
     path = uploads.path_of(member.tenant_id, name)
     if name not in allowed or path is None or not path.is_file():
         abort(404)

@@ -4,17 +4,17 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from blueprints.inscriptions import bp
-from blueprints.links import WebLinks
 from core import clock
 from core.bounds import as_id, as_ids
 from core.demandes import DemandeError, create_inscription_demande
 from core.documents import services as pieces
 from core.documents.content import max_label
-from core.locking import Busy
 from core.models import INSCRIPTION_ACCEPTED, INSCRIPTION_PENDING, ROLE_PARENT, Activity, Child, Inscription
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import role_required
+from web.links import WebLinks
+from web.transaction import on_busy, roll_back
 
 
 def _children() -> list[Child]:
@@ -59,6 +59,19 @@ def new():
 
     errors = {}
     piece_errors: dict[str, str] = {}
+
+    def page():
+        eligible_ids = {a.id: [c.id for c in children if eligible(a, c)] for a in activities}
+        family_id = current_user.family_id or 0
+        family_pieces = pieces.family_pieces(family_id)
+        piece_types = pieces.types()
+        needs = {a.id: pieces.requirements(family_id, a, [c for c in children if c.id in eligible_ids[a.id]],
+                                           pieces=family_pieces, piece_types=piece_types) for a in activities}
+        return render_template("inscriptions/new.html", activities=activities, children=children, eligible=eligible,
+                               eligible_ids=eligible_ids, existing=existing, errors=errors, needs=needs,
+                               piece_errors=piece_errors,
+                               max_size=max_label(current_app.config["PIECES_MAX_BYTES"])), 422 if errors else 200
+
     if request.method == "POST":
         activity_id = as_id(request.form.get("activite"))
         activity = next((a for a in activities if a.id == activity_id), None)
@@ -68,19 +81,16 @@ def new():
         else:
             chosen_ids = set(as_ids(request.form.getlist("enfants")))
             chosen = [c for c in children if c.id in chosen_ids]
+
+            def retry():  # the page again, saying it where the activity's errors show
+                errors[activity.id] = _("Réessayez dans un instant.")
+                return page()
+
+            on_busy(retry)
             done = _inscribe(activity, chosen, eligible, errors, piece_errors)
             if done is not None:
                 return redirect(url_for("demandes.show", number=done.number, nouvelle=1), code=303)
-    eligible_ids = {a.id: [c.id for c in children if eligible(a, c)] for a in activities}
-    family_id = current_user.family_id or 0
-    family_pieces = pieces.family_pieces(family_id)
-    piece_types = pieces.types()
-    needs = {a.id: pieces.requirements(family_id, a, [c for c in children if c.id in eligible_ids[a.id]],
-                                       pieces=family_pieces, piece_types=piece_types) for a in activities}
-    return render_template("inscriptions/new.html", activities=activities, children=children, eligible=eligible,
-                           eligible_ids=eligible_ids, existing=existing, errors=errors, needs=needs,
-                           piece_errors=piece_errors,
-                           max_size=max_label(current_app.config["PIECES_MAX_BYTES"])), 422 if errors else 200
+    return page()
 
 
 def _inscribe(activity: Activity, chosen: list[Child], eligible, errors: dict, piece_errors: dict):
@@ -98,14 +108,9 @@ def _inscribe(activity: Activity, chosen: list[Child], eligible, errors: dict, p
             raise DemandeError("pieces", _("Un fichier n'a pas pu être enregistré : corrigez-le ci-dessous."))
         demande = create_inscription_demande(user=current_user, family=current_user.family,
                                              activity=activity, children=chosen, links=WebLinks())
-        db.session.commit()
     except DemandeError as err:
-        db.session.rollback()
+        roll_back()
         errors[activity.id] = err.message
-        return None
-    except Busy:
-        db.session.rollback()
-        errors[activity.id] = _("Réessayez dans un instant.")
         return None
     return demande
 

@@ -9,10 +9,9 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from blueprints.pieces import bp
-from blueprints.transaction import committing
 from core import calendar_feed as cf
 from core.models import ROLE_PARENT
-from extensions import db, limiter
+from extensions import limiter
 from tenants.web import current_tenant, role_required
 
 
@@ -37,7 +36,6 @@ def subscription():
 
 @bp.post("/agenda/abonnement")
 @role_required(ROLE_PARENT)
-@committing
 def subscription_create():
     if current_user.family_id is None:
         abort(404)
@@ -52,7 +50,6 @@ def subscription_create():
 
 @bp.post("/agenda/abonnement/revoquer")
 @role_required(ROLE_PARENT)
-@committing
 def subscription_revoke():
     if current_user.family_id is None:
         abort(404)
@@ -73,7 +70,6 @@ def feed(name):
         abort(404)
     body = cf.build_ics(found, current_tenant())
     cf.touch(found)
-    db.session.commit()
     response = Response(body, mimetype="text/calendar")
     response.headers["Content-Disposition"] = 'inline; filename="agenda.ics"'
     response.headers["Cache-Control"] = "private, max-age=300"

@@ -7,19 +7,18 @@ from flask import abort, current_app, flash, make_response, redirect, render_tem
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from blueprints.htmx import is_htmx
 from blueprints.pieces import bp
 from blueprints.pieces.files import file_response
-from blueprints.transaction import committing, rollback_only
 from core import clock
 from core.documents import services as svc
 from core.documents.content import max_label
 from core.documents.models import Piece, PieceType
-from core.locking import Busy
 from core.models import ROLE_PARENT, Child
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import current_tenant, role_required
+from web.htmx import is_htmx
+from web.transaction import on_busy, rollback_only
 
 # A whole upload request may be a little larger than its file (the form's other fields).
 REQUEST_MARGIN = 64 * 1024
@@ -89,7 +88,6 @@ def _slot_fragment(slot_key: str, *, message: str | None = None, error: str | No
 
 @bp.post("/pieces/envoyer")
 @role_required(ROLE_PARENT)
-@committing
 def upload():
     """Give or replace a piece.  Plain form: back to the page; htmx: the piece's card alone."""
     family = _family()
@@ -104,6 +102,13 @@ def upload():
     slot_key = f"{piece_type.id}-{child.id if child else 0}"
     upload_file = request.files.get("fichier")
     error = None
+
+    def refused(error: str):
+        if is_htmx():
+            return _slot_fragment(slot_key, error=error)
+        return _page(errors={slot_key: error}, status=422, focus=slot_key)
+
+    on_busy(lambda: refused(_("Réessayez dans un instant.")))
     if upload_file is None or not upload_file.filename:
         error = _("Choisissez le fichier à envoyer (PDF, JPEG ou PNG).")
     else:
@@ -114,13 +119,9 @@ def upload():
                                max_bytes=current_app.config["PIECES_MAX_BYTES"])
         except svc.PieceError as err:
             error = err.message
-        except Busy:
-            error = _("Réessayez dans un instant.")
     if error:
         rollback_only()
-        if is_htmx():
-            return _slot_fragment(slot_key, error=error)
-        return _page(errors={slot_key: error}, status=422, focus=slot_key)
+        return refused(error)
     message = _("« %(piece)s » a bien été envoyée : elle est en attente de validation par la collectivité.",
                 piece=svc.piece_label(piece_type, child))
     if is_htmx():

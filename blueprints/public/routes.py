@@ -14,11 +14,11 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from blueprints.auth.forms import LoginForm
-from blueprints.links import safe_next
 from blueprints.public import bp
 from extensions import db
 from tenants.models import Tenant
 from tenants.web import current_tenant
+from web.links import safe_next
 
 
 @bp.get("/")

@@ -11,13 +11,13 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from blueprints.dates import date_dm, date_long, weekday_names
 from core import calendar as cal
 from core import clock
 from core import reservations as booking
 from core.activity_config import TIME_SLOTS
 from core.models import KIND_UNITS, Activity, Slot
 from extensions import db
+from web.dates import date_dm, date_long, weekday_names
 
 VIEWS = ("semaine", "mois")
 

@@ -10,8 +10,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from blueprints.billing import estimate as billing_estimate
-from blueprints.htmx import is_htmx
-from blueprints.links import WebLinks, safe_next
 from blueprints.reservations import bp
 from blueprints.reservations import planning as pl
 from blueprints.rush.gate import gate as rush_gate
@@ -20,7 +18,6 @@ from core import clock
 from core import reservations as booking
 from core.bounds import as_id, as_ids
 from core.demandes import DemandeError, submit_cart
-from core.locking import Busy
 from core.models import (
     INSCRIPTION_ACCEPTED,
     KIND_UNITS,
@@ -37,8 +34,9 @@ from core.reservations import BookingError
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import current_tenant, role_required
-
-RETRY = "Réessayez dans un instant."
+from web.htmx import is_htmx
+from web.links import WebLinks, safe_next
+from web.transaction import RETRY, after_commit, on_busy, roll_back, rollback_only
 
 
 def _zone() -> str:
@@ -59,10 +57,9 @@ def _load_cart(cart_id: int, *, must_be_open: bool = True) -> Cart:
     if cart is None or cart.family_id != current_user.family_id:
         abort(404)
     if must_be_open and not booking.cart_is_open(cart):
-        if cart.status == "open":  # abandoned too long: release its holds now
+        if cart.status == "open":  # abandoned too long: release its holds now (committed with the redirect)
             booking.cancel_cart(cart)
             cart.status = "expired"
-            db.session.commit()
         flash(_("Le temps de votre démarche est écoulé : les places retenues ont été libérées. Recommencez la démarche."),
               "error")
         abort(redirect(url_for("reservations.index")))
@@ -134,7 +131,6 @@ def step1(activity_id):
             cart = booking.open_cart(user=current_user, family=current_user.family, activity_ids=list(allowed_acts),
                                      child_ids=list(allowed_children),
                                      hold_minutes=max(a.hold_minutes for a in acts))
-            db.session.commit()
             billing_estimate.remember(cart.id, cart.family_id)  # prices the démarche while the parent ticks
             return redirect(url_for("reservations.planning", cart_id=cart.id, activite=activity.id))
     preselected = by_activity[activity.id]
@@ -214,17 +210,6 @@ def _summarise(cells: dict, *, want: bool) -> None:
                                  refused), *reasons]), "error")
 
 
-def _commit_keeping_loaded() -> None:
-    """Commit without expiring the objects the answer is about to show: they hold what was just
-    written, and reloading them would cost a query each (measured by `make bench`)."""
-    session = db.session()
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = True
-
-
 @bp.post("/demarches/<int:cart_id>/choix")
 @role_required(ROLE_PARENT)
 def choose(cart_id):
@@ -238,20 +223,24 @@ def choose(cart_id):
     slot_id = as_id(request.form.get("slot"))
     if child_id is None or slot_id is None:
         abort(404)
-    locked = None
-    try:
-        cart, locked = booking.lock_cart_and_slots(cart_id, [slot_id], [child_id])
-        if cart is None:  # not found with this slot and child (set_choices will say not_in_cart: 404), or the
-            # démarche itself is not the commune's: read alone, it says which (404, or closed)
-            cart = booking.lock_cart(cart_id)
-        cart = _open_cart(cart_id, cart)
-    except Busy:  # the same démarche busy elsewhere (a "Valider" in another tab): answered below
-        db.session.rollback()
-        cart, locked = _load_cart(cart_id), None
+    waitlist = request.form.get("waitlist") == "1"
+
+    def retry():  # a lock not taken in time (the démarche or the place busy elsewhere): the cell as it is
+        cart = _load_cart(cart_id)
+        if child_id not in cart.child_ids:
+            abort(404)
+        ctx = _context_for(cart, {slot_id})
+        return _tick_answer(cart, ctx, child_id, slot_id, ctx.cell(child_id, slot_id), str(RETRY), waitlist)
+
+    on_busy(retry)
+    cart, locked = booking.lock_cart_and_slots(cart_id, [slot_id], [child_id])
+    if cart is None:  # not found with this slot and child (set_choices will say not_in_cart: 404), or the
+        # démarche itself is not the commune's: read alone, it says which (404, or closed)
+        cart = booking.lock_cart(cart_id)
+    cart = _open_cart(cart_id, cart)
     if child_id not in cart.child_ids:
         abort(404)
     want = request.form.get(f"c-{child_id}-{slot_id}") == "1" or request.form.get("want") == "1"
-    waitlist = request.form.get("waitlist") == "1"
     # rows (what the rules and the cell read), kept per process while the commune's activities are unchanged
     activities = booking.load_activities(cart.activity_ids, version=getattr(cart, "activities_version", None))
     rush_gate(activities)  # opening-day waiting room
@@ -259,18 +248,18 @@ def choose(cart_id):
     message = None
     try:
         cells = booking.set_choices(ctx, [(child_id, slot_id, want)], waitlist=waitlist, locked=locked)
-        _commit_keeping_loaded()
         cell = cells[(child_id, slot_id)]
-    except Busy:
-        db.session.rollback()
-        ctx = _context_for(cart, {slot_id})
-        cell, message = ctx.cell(child_id, slot_id), _(RETRY)
     except BookingError as err:
-        db.session.rollback()
+        roll_back()
         if err.code == "not_in_cart":
             abort(404)
         ctx = _context_for(cart, {slot_id})
         cell, message = ctx.cell(child_id, slot_id), err.message
+    return _tick_answer(cart, ctx, child_id, slot_id, cell, message, waitlist)
+
+
+def _tick_answer(cart, ctx, child_id: int, slot_id: int, cell, message, waitlist: bool):
+    """htmx: the cell and, beside it, what changed; without JavaScript: back to the planning."""
     if not is_htmx():
         if message or cell.reason:
             flash(message or cell.message, "error")
@@ -308,15 +297,11 @@ def planning_submit(cart_id):
             if ctx.cell(child_id, slot_id).checked != want:
                 wishes.append((child_id, slot_id, want))
         if wishes:
+            on_busy(url_for("reservations.planning", cart_id=cart.id))
             try:
                 booking.set_choices(ctx, wishes)
-                db.session.commit()
-            except Busy:
-                db.session.rollback()
-                flash(_(RETRY), "error")
-                return redirect(url_for("reservations.planning", cart_id=cart.id))
             except BookingError as err:
-                db.session.rollback()
+                rollback_only()
                 flash(err.message, "error")
     if request.form.get("go") == "recap":
         return redirect(url_for("reservations.recap", cart_id=cart.id), code=303)
@@ -324,24 +309,22 @@ def planning_submit(cart_id):
     return redirect(url_for("reservations.planning", cart_id=cart.id, **args), code=303)
 
 
-def _bulk(cart: Cart, slots: list, child_ids: list[int], want: bool):
+def _bulk(cart: Cart, slots: list, child_ids: list[int], want: bool, *, back: str):
+    """Tick or untick these slots for these children, then back to the planning."""
     ctx = _context_for(cart, {s.id for s in slots}) if slots else None
     if ctx is None:
         flash(_("Aucune case ne correspond à ce choix."), "error")
-        return
+        return redirect(back, code=303)
     wishes = [(c, s.id, want) for s in slots for c in child_ids]
+    on_busy(back)
     try:
         cells = booking.set_choices(ctx, wishes)
-        db.session.commit()
-    except Busy:
-        db.session.rollback()
-        flash(_(RETRY), "error")
-        return
     except BookingError as err:
-        db.session.rollback()
+        rollback_only()
         flash(err.message, "error")
-        return
+        return redirect(back, code=303)
     _summarise(cells, want=want)
+    return redirect(back, code=303)
 
 
 @bp.post("/demarches/<int:cart_id>/tout")
@@ -357,9 +340,9 @@ def toggle_all(cart_id):
     if activity.kind == KIND_UNITS:
         slots = db.session.scalars(select(Slot).where(Slot.activity_id == activity.id, Slot.day >= start,
                                                       Slot.day <= end)).all()
-    _bulk(cart, slots, cart.child_ids, want)
-    return redirect(url_for("reservations.planning", cart_id=cart.id, activite=activity.id, vue=view,
-                            date=anchor.isoformat()), code=303)
+    return _bulk(cart, slots, cart.child_ids, want,
+                 back=url_for("reservations.planning", cart_id=cart.id, activite=activity.id, vue=view,
+                              date=anchor.isoformat()))
 
 
 @bp.post("/demarches/<int:cart_id>/periodicite")
@@ -399,9 +382,9 @@ def periodicity(cart_id):
     slots = [s for s in db.session.scalars(select(Slot).where(
         Slot.activity_id == activity.id, Slot.day >= start, Slot.day <= end, Slot.unit_id.in_(unit_ids or {0})))
         if s.day.weekday() in weekdays]
-    _bulk(cart, slots, children, request.form.get("want", "1") == "1")
-    return redirect(url_for("reservations.planning", cart_id=cart.id, activite=activity.id, vue=view,
-                            date=(start if start else anchor).isoformat()), code=303)
+    return _bulk(cart, slots, children, request.form.get("want", "1") == "1",
+                 back=url_for("reservations.planning", cart_id=cart.id, activite=activity.id, vue=view,
+                              date=(start if start else anchor).isoformat()))
 
 
 # ---------------------------------------------------------------- step 3: le récapitulatif
@@ -455,13 +438,8 @@ def same_for(cart_id):
         db.session.flush()
     ctx = _context_for(cart, {i.slot_id for i in items})
     ctx.children[target.id] = target
-    try:
-        cells = booking.set_choices(ctx, [(target.id, s, True) for s in sorted({i.slot_id for i in items})])
-        db.session.commit()
-    except Busy:
-        db.session.rollback()
-        flash(_(RETRY), "error")
-        return redirect(url_for("reservations.recap", cart_id=cart.id))
+    on_busy(url_for("reservations.recap", cart_id=cart.id))
+    cells = booking.set_choices(ctx, [(target.id, s, True) for s in sorted({i.slot_id for i in items})])
     _summarise(cells, want=True)
     return redirect(url_for("reservations.recap", cart_id=cart.id), code=303)
 
@@ -474,24 +452,20 @@ def submit(cart_id):
     if done is None:
         if not booking.cart_is_open(cart):
             _load_cart(cart_id)  # says why and redirects
+        on_busy(url_for("reservations.recap", cart_id=cart.id))
         try:
             demande = submit_cart(cart, current_user, links=WebLinks())
-            db.session.commit()
-        except Busy:
-            db.session.rollback()
-            flash(_(RETRY), "error")
-            return redirect(url_for("reservations.recap", cart_id=cart.id))
         except DemandeError as err:
-            db.session.rollback()
+            rollback_only()
             flash(err.message, "error")
             return redirect(url_for("reservations.recap", cart_id=cart.id))
         except IntegrityError:  # a concurrent "Valider" of the same démarche won
-            db.session.rollback()
+            roll_back()
             demande = db.session.scalars(select(Demande).where(Demande.cart_id == cart.id)).first()
             if demande is None:
                 raise
         done = demande
-        rush_leave(cart)  # the next family in the waiting room may come in
+        after_commit(lambda: rush_leave(cart))  # the next family in the waiting room may come in
     return redirect(url_for("demandes.show", number=done.number, nouvelle=1), code=303)
 
 
@@ -501,14 +475,9 @@ def cancel(cart_id):
     """"Annuler la démarche": every held place is released at once."""
     cart = _load_cart(cart_id, must_be_open=False)
     if cart.status == "open":
-        try:
-            booking.cancel_cart(cart)
-            db.session.commit()
-        except Busy:
-            db.session.rollback()
-            flash(_(RETRY), "error")
-            return redirect(url_for("reservations.recap", cart_id=cart.id))
-        rush_leave(cart)
+        on_busy(url_for("reservations.recap", cart_id=cart.id))
+        booking.cancel_cart(cart)
+        after_commit(lambda: rush_leave(cart))
     flash(_("La démarche a été annulée : rien n'a été réservé."), "info")
     return redirect(url_for("reservations.index"))
 

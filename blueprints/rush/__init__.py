@@ -1,6 +1,5 @@
-"""Opening-day rush, HTTP side: the waiting room page, the gate before the wizard, the
-"Réessayez dans un instant" answer when a row lock could not be taken in time, and the
-`flask rush` commands."""
+"""Opening-day rush, HTTP side: the waiting room page, the gate before the wizard, and the
+`flask rush` commands ("Réessayez dans un instant" is web/transaction.py's)."""
 
 from flask import Blueprint
 

@@ -12,10 +12,10 @@ from flask import abort, g, make_response, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from blueprints.htmx import is_htmx
 from core import waiting_room
 from core.models import Activity
 from extensions import db
+from web.htmx import is_htmx
 
 GATED = {
     "reservations.step1", "reservations.planning", "reservations.choose", "reservations.planning_submit",

@@ -2,19 +2,14 @@ from __future__ import annotations
 
 from flask import g, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from sqlalchemy.exc import OperationalError
 
-from blueprints.htmx import is_htmx
-from blueprints.links import safe_next
 from blueprints.rush import bp
 from core import waiting_room
-from core.locking import Busy
 from core.models import Activity
 from extensions import db
 from tenants.scoping import get_or_404
-
-# PostgreSQL: lock_not_available (lock_timeout), deadlock_detected, serialization_failure
-LOCK_SQLSTATES = {"55P03", "40P01", "40001"}
+from web.htmx import is_htmx
+from web.links import safe_next
 
 
 def poll_seconds(position: int) -> int:
@@ -82,31 +77,3 @@ def countdown(seconds: int) -> str:
     minutes, secs = divmod(rest, 60)
     clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
     return _("%(days)d j %(clock)s", days=days, clock=clock) if days else clock
-
-
-# ---------------------------------------------------------------- "Réessayez dans un instant", never a 500
-
-def _retry_answer():
-    db.session.rollback()
-    message = _("Réessayez dans un instant.")
-    if is_htmx():  # keep the page as it is; say it where the grid says things
-        response = make_response(render_template("rush/_retry.html", message=message), 200)
-        response.headers["HX-Reswap"] = "none"
-        return response
-    response = make_response(render_template(
-        "error.html", status=503, title=_("Un instant…"),
-        message=_("Beaucoup de familles réservent en ce moment.") + " " + message), 503)
-    response.headers["Retry-After"] = "2"
-    return response
-
-
-@bp.app_errorhandler(Busy)
-def busy(exc):
-    return _retry_answer()
-
-
-@bp.app_errorhandler(OperationalError)
-def lock_failure(exc):
-    if getattr(getattr(exc, "orig", None), "sqlstate", None) in LOCK_SQLSTATES:
-        return _retry_answer()
-    raise exc

@@ -22,7 +22,6 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from blueprints.links import safe_next
 from blueprints.support import bp
 from core import audit
 from core.accounts import check_password, normalize_email
@@ -33,6 +32,8 @@ from extensions import db, limiter
 from tenants.context import tenant_scope
 from tenants.models import Tenant
 from tenants.web import load_tenant, support_in
+from web.links import safe_next
+from web.transaction import before_commit
 
 log = logging.getLogger(__name__)
 
@@ -70,22 +71,20 @@ def _support_mode():
         g.support_mode = tenant.name
 
 
-@bp.after_app_request
-def _audit_support_changes(response):
-    """Every change made in support mode goes to the commune's audit log."""
+@before_commit
+def _audit_support_changes(response) -> None:
+    """Every change made in support mode goes to the commune's audit log, in the change's own
+    transaction (web/transaction.py calls this before it commits)."""
     if not getattr(g, "support_mode", None) or request.method not in ("POST", "PUT", "PATCH", "DELETE"):
-        return response
+        return
     if g.get("audit_skip") or g.get("audit_done") or response.status_code >= 400 \
             or request.endpoint in NOT_AUDITED:
-        return response
+        return
     what = g.get("audit_what") or f"{request.method} {request.path}"
     try:
         audit.record_change(current_user, what, path=request.path)
-        db.session.commit()
-    except Exception:  # the change itself is committed: never turn it into an error page
-        db.session.rollback()
+    except Exception:  # never turn the change into an error page
         log.exception("audit entry not written for %s", request.path)
-    return response
 
 
 # ---------------------------------------------------------------------------- login
@@ -114,7 +113,6 @@ def login():
             session.clear()
             login_user(user)
             user.last_login_at = utcnow()
-            db.session.commit()
             return redirect(next_url)
     return render_template("support/login.html", form=form)
 
@@ -150,7 +148,7 @@ def enter(slug):
     tenant = load_tenant(slug)  # 404 for a commune that does not exist
     with tenant_scope(tenant.id):
         _entry, token = audit.record_switch_in(current_user, tenant.name)
-        db.session.commit()
+        db.session.flush()  # in the commune's scope; committed when the view answers
     return redirect(url_for("admin.support_entry", tenant=tenant.slug, jeton=token))
 
 

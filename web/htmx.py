@@ -1,9 +1,17 @@
 """htmx on the server side: one URL answers the full page or its fragment (`Vary: HX-Request` is
-set on every response by app.py)."""
+set on every response)."""
 
-from flask import request
+from flask import Flask, request
 
 
 def is_htmx() -> bool:
     """The request comes from htmx (it wants the fragment, not the page)."""
     return request.headers.get("HX-Request") == "true"
+
+
+def init_app(app: Flask) -> None:
+    @app.after_request
+    def vary(response):
+        response.vary.add("Cookie")
+        response.vary.add("HX-Request")
+        return response
