@@ -10,7 +10,7 @@ This module keeps that setting equal to the current commune (tenants/context.py)
 * at the start of every transaction begun inside a commune's scope — a request, an RQ job, a CLI
   command — ``SELECT set_config('app.tenant_id', <id>, true)``, i.e. ``SET LOCAL``: it ends with the
   transaction, so a pooled connection carries nothing to its next user.  It is an Engine "begin"
-  event: the Session's transactions, the reservation core's fast path (core.hotsql runs on the
+  event: the Session's transactions, the reservation core's fast path (core.fastsql runs on the
   session's connection) and the plain connections (waiting room, mail dispatch) alike;
 * when the commune changes inside a transaction already begun (a request reads its commune by slug,
   then sets it; ``tenant_scope`` in a loop over communes), on the session's connection at once.

@@ -158,9 +158,9 @@ def test_a_savepoint_rolled_back_keeps_the_setting_of_the_scope(pg, app, make_fa
 
 @pytest.mark.postgres
 def test_the_fast_path_runs_on_the_session_s_connection_under_the_setting(pg, app, tenants):
-    from core.hotsql import hot, rows
+    from core.fastsql import Hot, rows
 
-    setting = hot(select(func.current_setting("app.tenant_id", True)))
+    setting = Hot(select(func.current_setting("app.tenant_id", True)))
     with app.app_context(), tenant_scope(tenants["saint-aubin-de-medoc"]):
         try:
             assert rows(setting, {}) == [(str(tenants["saint-aubin-de-medoc"]),)]
@@ -235,7 +235,7 @@ class _Undo(Exception):
 
 # ---------------------------------------------------------------------------- the store names the commune
 
-STORE = ("core/booking", "core/hotsql.py", "core/locking.py", "core/reservations/", "db/")
+STORE = ("core/reservations/", "core/fastsql.py", "core/locking.py")
 WRITE = re.compile(r"\bINSERT INTO \"?(\w+)\"? \(([^)]*)\)", re.I)
 FILTER = re.compile(r"\btenant_id\s*(=|IN\b)|=\s*[\w.\"]*\btenant_id\b", re.I)
 
@@ -278,8 +278,7 @@ def test_the_check_itself_tells_a_statement_that_names_no_commune():
 def store_statements(app, web, make_family, make_activity, inscribe):
     """A booking journey — wizard, ticks, an untick, the grid form, the month, récapitulatif, Valider,
     the demande cancelled, another démarche abandoned — and what the store sent meanwhile (statements
-    sent from core/booking.py, core/hotsql.py, core/locking.py; core/reservations/ and db/ once they
-    hold it): [(where, statement, flushed by the ORM's unit of work)]."""
+    sent from core/reservations/, core/fastsql.py, core/locking.py): [(where, statement, flushed by the ORM's unit of work)]."""
     from tests.test_reservations_web import start_wizard, tick
 
     act = make_activity("auray", starts_in=10, days=28)
