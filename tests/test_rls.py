@@ -327,9 +327,10 @@ def test_every_statement_the_reservation_core_writes_names_the_commune(store_sta
     assert anonymous == []
 
 
-@pytest.mark.xfail(strict=True, reason="core/booking.py still changes ORM objects that the unit of work flushes "
-                   "by primary key alone (cancel_cart, promote_waitlist, an autoflush in describe_slot): the "
-                   "one store of issue 13 writes them with the commune; row-level security covers them meanwhile")
+@pytest.mark.xfail(strict=True, reason="the reservation core still changes a few ORM objects that the unit of work "
+                   "flushes by primary key alone (core/reservations/service.py cancel_cart, waitlist.py "
+                   "promote_waitlist, an autoflush in rules.py describe_slot): row-level security covers them; "
+                   "once the store writes them with the commune this passes and the marker goes")
 def test_the_reservation_core_flushes_no_orm_object_by_primary_key_alone(store_statements):
     anonymous = [(where, statement[:300]) for where, statement, flushed in store_statements
                  if flushed and not names_the_commune(statement)]
