@@ -14,6 +14,9 @@ from sqlalchemy import select
 
 from extensions import db
 
+# where the user-facing strings are (pybabel extract): `flask translate update` and the catalogue test
+TRANSLATED_SOURCES = ("app.py", "cli.py", "core", "blueprints", "web", "tenants", "jobs", "templates")
+
 ROOT = Path(__file__).resolve().parent
 DEMO_PASSWORD = "Portail-Demo-2026"
 
@@ -474,8 +477,7 @@ def register(app) -> None:
 
     @translate.command("update")
     def translate_update():
-        _pybabel("extract", "-F", "babel.cfg", "-k", "_l", "-o", "translations/messages.pot",
-                 "app.py", "cli.py", "core", "blueprints", "tenants", "jobs", "templates")
+        _pybabel("extract", "-F", "babel.cfg", "-k", "_l", "-o", "translations/messages.pot", *TRANSLATED_SOURCES)
         _pybabel("update", "-i", "translations/messages.pot", "-d", "translations", "--no-fuzzy-matching")
         fill_french_plurals()
 
