@@ -182,8 +182,11 @@ class World:
         every agent reading IBANs, the tariffs of the sweep's days; the family's two published invoices
         (one due soon, one overdue); the neighbour family under an active mandate, an invoice of its
         planned for debit; the family's elder child booked today (pointage)."""
+        from pathlib import Path
+
         from core.admin_services import update_settings
         from core.billing import mandates
+        from core.billing.config import load_file
         from core.dossier.models import FamilyChange
         from core.models import RES_RESERVED, Child, Reservation, Slot
         from tenants.models import Tenant
@@ -191,7 +194,8 @@ class World:
         from tests.payment_helpers import IBAN_OK, add_invoice
 
         tenant = db.session.get(Tenant, c.tenant_id)
-        billing = dict(tenant.setting("billing", default={}) or {})
+        # from the commune's file, not its settings: an earlier test of the run may have changed those
+        billing = load_file(Path(__file__).resolve().parent.parent / "tenants" / c.slug / "billing.toml")
         billing["regie"] = {**billing["regie"], "iban_readers": [], "online_payment": True}
         billing["tariffs"] = [*billing.get("tariffs", []),
                               *({**t, "activity": units.code} for t in TEST_BILLING["tariffs"])]
