@@ -6,15 +6,17 @@ from sqlalchemy import update
 
 from core.models import MAIL_FAILED, OutboxMail
 from extensions import db
+from tenants.context import tenant_scope
 
 pytestmark = pytest.mark.browser
 
 
-def test_agent_sees_a_failed_mail_and_sends_it_again(page, app, web, make_agent, outbox):
+def test_agent_sees_a_failed_mail_and_sends_it_again(page, app, web, make_agent, outbox, tenants):
     web.post("/auray/creer-mon-espace", {"first_name": "Rozenn", "last_name": "Le Floch",
                                          "email": "rozenn@exemple.test", "password": "Kouign-2026",
                                          "confirm": "Kouign-2026", "accept_cgu": "y"})
-    with app.app_context(), db.engine.begin() as conn:  # as if the SMTP server had refused it six times
+    # as if the SMTP server had refused it six times (in Auray's scope: row-level security shows nothing outside)
+    with app.app_context(), tenant_scope(tenants["auray"]), db.engine.begin() as conn:
         conn.execute(update(OutboxMail.__table__).values(
             status=MAIL_FAILED, attempts=6, last_error="SMTPRecipientsRefused: 550 5.1.1 Mailbox unavailable"))
     agent = make_agent("auray")
