@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from extensions import db
 from tenants.context import set_tenant_id, tenant_scope, unscoped
-from tests.conftest import APP_ROLE, app_settings, days_from_today
+from tests.conftest import APP_ROLE, app_settings, days_from_today, require
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,8 @@ TENANT_TABLES = _tenant_tables()
 @pytest.fixture
 def pg(is_postgres):
     if not is_postgres:
-        pytest.skip("la sécurité par ligne est celle de PostgreSQL (SQLite garde le garde-fou de l'ORM)")
+        require("PostgreSQL", "la sécurité par ligne est celle de PostgreSQL (SQLite garde le garde-fou de l'ORM) : "
+                "définissez TEST_DATABASE_URL")
 
 
 def _owner(app):
