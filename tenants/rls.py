@@ -11,7 +11,9 @@ This module keeps that setting equal to the current commune (tenants/context.py)
   command — ``SELECT set_config('app.tenant_id', <id>, true)``, i.e. ``SET LOCAL``: it ends with the
   transaction, so a pooled connection carries nothing to its next user.  It is an Engine "begin"
   event: the Session's transactions, the reservation core's fast path (core.fastsql runs on the
-  session's connection) and the plain connections (waiting room, mail dispatch) alike;
+  session's connection) and the plain connections (waiting room, mail dispatch) alike.  It travels
+  with the transaction's BEGIN (``BEGIN; SELECT set_config(…)``, one round trip instead of two:
+  psycopg then finds the transaction begun and sends no BEGIN of its own);
 * when the commune changes inside a transaction already begun (a request reads its commune by slug,
   then sets it; ``tenant_scope`` in a loop over communes), on the session's connection at once.
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 
+import psycopg
 from flask import current_app, has_app_context
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -49,14 +52,37 @@ _STALE = object()                # a savepoint rolled back: the setting may have
 
 
 def _apply(conn, tenant_id) -> None:
-    """Set the commune on this connection's transaction (straight through the driver: one round trip,
-    not a statement of the application's — the statement counts stay the application's own)."""
+    """Set the commune on this connection's transaction (straight through the driver, not a statement
+    of the application's — the statement counts stay the application's own).
+
+    A transaction not begun yet on the server begins with the setting in the same round trip
+    (`BEGIN; SELECT set_config(…)` through psycopg's libpq connection, `Connection.pgconn`): psycopg
+    then sees a transaction in progress and sends no BEGIN of its own, and commits it as usual."""
     driver = conn.connection.driver_connection
-    if driver.info.transaction_status == 3:  # INERROR: the transaction is lost anyway, nothing runs
+    status = driver.info.transaction_status
+    if status == 3:  # INERROR: the transaction is lost anyway, nothing runs
         conn.info[_KEY] = _STALE
         return
-    driver.execute(_SET, ("" if tenant_id is None else str(int(tenant_id)),))
+    value = "" if tenant_id is None else str(int(tenant_id))
+    if status == 0 and not driver.autocommit:  # IDLE: psycopg's BEGIN would have come first, on its own
+        result = driver.pgconn.exec_(f"{_begin(driver)}; {_SET % repr(value)}".encode())
+        if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
+            raise psycopg.OperationalError(driver.pgconn.get_error_message().decode(errors="replace"))
+    else:
+        driver.execute(_SET, (value,))
     conn.info[_KEY] = tenant_id
+
+
+def _begin(driver) -> str:
+    """The BEGIN psycopg would send for this connection (its isolation level, read only, deferrable)."""
+    parts = ["BEGIN"]
+    if driver.isolation_level is not None:
+        parts.append("ISOLATION LEVEL " + psycopg.IsolationLevel(driver.isolation_level).name.replace("_", " "))
+    if driver.read_only is not None:
+        parts.append("READ ONLY" if driver.read_only else "READ WRITE")
+    if driver.deferrable is not None:
+        parts.append("DEFERRABLE" if driver.deferrable else "NOT DEFERRABLE")
+    return " ".join(parts)
 
 
 @event.listens_for(Engine, "begin")

@@ -158,6 +158,35 @@ def test_a_savepoint_rolled_back_keeps_the_setting_of_the_scope(pg, app, make_fa
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("isolation", [None, "SERIALIZABLE"])
+def test_a_transaction_begins_with_its_commune_and_commits_or_rolls_back_as_usual(pg, app, make_family, tenants,
+                                                                                    isolation):
+    """The commune is set with the BEGIN itself (one round trip) — or, when the transaction asks for an
+    isolation level of its own, right after psycopg's BEGIN; either way the transaction commits and
+    rolls back as any other, and the next one sees the setting again."""
+    make_family("auray", children=[("Aurélien", "2018-01-01")])
+    make_family("saint-loubes", children=[("Loubésien", "2018-01-01")])
+    names = text("SELECT first_name FROM child ORDER BY id")
+    options = {"isolation_level": isolation} if isolation else {}
+    with app.app_context(), tenant_scope(tenants["auray"]):
+        with db.engine.connect().execution_options(**options) as conn:
+            with conn.begin():
+                if isolation:
+                    assert conn.scalar(text("SHOW transaction_isolation")) == isolation.lower()
+                assert conn.execute(names).scalars().all() == ["Aurélien"]
+                conn.execute(text("UPDATE child SET first_name = 'Aurélie'"))
+            with conn.begin() as undone:
+                assert conn.execute(names).scalars().all() == ["Aurélie"]  # committed
+                conn.execute(text("UPDATE child SET first_name = 'X'"))
+                undone.rollback()
+            with conn.begin():
+                assert conn.execute(names).scalars().all() == ["Aurélie"]  # rolled back
+                assert conn.scalar(text("SELECT current_setting('app.tenant_id', true)")) == str(tenants["auray"])
+    with app.app_context(), db.engine.connect() as conn:  # the commune is the transaction's: none outside the scope
+        assert conn.execute(names).scalars().all() == []
+
+
+@pytest.mark.postgres
 def test_the_fast_path_runs_on_the_session_s_connection_under_the_setting(pg, app, tenants):
     from core.fastsql import Hot, rows
 
