@@ -25,6 +25,7 @@ from core import calendar as cal
 from core import clock
 from core.clock import utcnow
 from core.demandes import next_number
+from core.dossier.records import family_children
 from core.locking import lock_one
 from core.models import (
     ACTION_ABSENCE,
@@ -240,11 +241,6 @@ def _hours(slot: Slot, unit: ActivityUnit | None, label: str) -> str | None:
 
 def can_justify(status: str, last_day: date, today: date) -> bool:
     return status == RES_RESERVED and last_day >= today - timedelta(days=ABSENCE_LOOKBACK_DAYS)
-
-
-def family_children(family_id: int) -> list[Child]:
-    return list(db.session.scalars(
-        select(Child).where(Child.family_id == family_id).order_by(Child.birth_date, Child.id)))
 
 
 def family_activities(family_id: int) -> list[Activity]:

@@ -368,3 +368,29 @@ def test_the_planning_says_so_when_nothing_is_open_any_more(web, make_family, ma
     html = web.get(f"/auray/demarches/{cart}/planning").get_data(as_text=True)
     assert _bookable_cells(html) == []
     assert "Aucune date de cette activité" in html and "ouverte à la réservation pour le moment" in html
+
+
+def test_a_demarche_past_its_time_releases_its_places_and_says_so(web, family_with_kids, app, tenants):
+    """The family comes back after the hold time: the page says why, the held place is free again for
+    others, and the démarche is closed (its recap and its ticks no longer answer as if open)."""
+    from datetime import timedelta
+
+    from core.clock import utcnow
+    from core.models import Cart
+
+    fam, act = family_with_kids
+    cart = start_wizard(web, fam, act)
+    slot = act["slots"][("matin", days_from_today(10).isoformat())]
+    assert tick(web, cart, fam["child_ids"][0], slot).status_code == 200
+    with app.app_context(), tenant_scope(tenants["auray"]):
+        assert db.session.get(Slot, slot).taken == 1
+        db.session.get(Cart, cart).expires_at = utcnow() - timedelta(minutes=1)
+        db.session.commit()
+    res = web.get(f"/auray/demarches/{cart}/recapitulatif")
+    assert res.status_code == 302 and res.headers["Location"].endswith("/auray/reservations")
+    page = web.get("/auray/reservations").get_data(as_text=True)
+    assert "Le temps de votre démarche est écoulé" in page
+    with app.app_context(), tenant_scope(tenants["auray"]):
+        assert db.session.get(Slot, slot).taken == 0
+        assert db.session.get(Cart, cart).status == "expired"
+    assert web.get(f"/auray/demarches/{cart}/planning").status_code == 302

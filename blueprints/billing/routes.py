@@ -19,6 +19,7 @@ from core.billing import invoices as inv
 from core.billing import quotients as qfs
 from core.billing.models import Invoice
 from core.billing.pricing import FamilyPricing, QFPeriod, price
+from core.dossier.records import family_children
 from core.models import INSCRIPTION_ACCEPTED, ROLE_PARENT, Activity, Child, Inscription
 from extensions import db
 from tenants.scoping import get_scoped
@@ -137,7 +138,7 @@ def simulation():
             and getattr(current_user, "family_id", None):
         fid = current_user.family_id
         family_pricing = qfs.pricing_of([fid])[fid]
-        children = db.session.scalars(select(Child).where(Child.family_id == fid).order_by(Child.birth_date)).all()
+        children = family_children(fid)
         inscribed = {(i.child_id, i.activity_id) for i in db.session.scalars(select(Inscription).where(
             Inscription.child_id.in_([c.id for c in children] or [0]), Inscription.status == INSCRIPTION_ACCEPTED))}
         for child in children:
@@ -166,7 +167,7 @@ def simulation():
 def documents_page():
     fid = _family_id()
     year = clock.today().year
-    children = db.session.scalars(select(Child).where(Child.family_id == fid).order_by(Child.birth_date)).all()
+    children = family_children(fid)
     # (no DISTINCT over the activity's JSON columns: PostgreSQL has no equality for json)
     activities = db.session.scalars(select(Activity).where(Activity.id.in_(select(Inscription.activity_id).where(
         Inscription.child_id.in_([c.id for c in children] or [0])))).order_by(Activity.name)).all()

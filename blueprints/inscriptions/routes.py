@@ -9,6 +9,7 @@ from core.bounds import as_id, as_ids
 from core.demandes import DemandeError, create_inscription_demande
 from core.documents import services as pieces
 from core.documents.content import max_label
+from core.dossier.records import family_children
 from core.models import INSCRIPTION_ACCEPTED, INSCRIPTION_PENDING, ROLE_PARENT, Activity, Child, Inscription
 from extensions import db
 from tenants.scoping import get_or_404
@@ -18,10 +19,7 @@ from web.transaction import on_busy, roll_back
 
 
 def _children() -> list[Child]:
-    if current_user.family_id is None:
-        return []
-    return db.session.scalars(select(Child).where(Child.family_id == current_user.family_id)
-                              .order_by(Child.birth_date)).all()
+    return family_children(current_user.family_id)
 
 
 def _status_word(ins: Inscription, today) -> str:

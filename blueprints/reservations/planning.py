@@ -9,14 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import select
-
 from core import calendar as cal
 from core import clock
 from core import reservations as booking
 from core.activity_config import TIME_SLOTS
-from core.models import KIND_UNITS, Activity, Slot
-from extensions import db
+from core.models import KIND_UNITS, Activity
+from core.reservations import wizard
 from web.dates import date_dm, date_long, weekday_names
 
 VIEWS = ("semaine", "mois")
@@ -61,8 +59,7 @@ def first_bookable_day(activity: Activity, today: date) -> tuple[date, bool]:
     so this may be the week after.  When nothing is open any more: the first day still to come (or
     the period's nearest day) and False, so that the page says so."""
     now = clock.now_local()
-    days = db.session.scalars(select(Slot.day).where(Slot.activity_id == activity.id, Slot.day >= today)
-                              .group_by(Slot.day).order_by(Slot.day)).all()
+    days = wizard.slot_days_from(activity, today)
     for day in days:
         if not cal.is_past_deadline(activity.booking_deadline, day, now):
             return day, True

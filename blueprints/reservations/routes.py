@@ -6,7 +6,6 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from blueprints.billing import estimate as billing_estimate
@@ -18,19 +17,9 @@ from core import clock
 from core import reservations as booking
 from core.bounds import as_id, as_ids
 from core.demandes import DemandeError, submit_cart
-from core.models import (
-    INSCRIPTION_ACCEPTED,
-    KIND_UNITS,
-    ROLE_PARENT,
-    Activity,
-    Cart,
-    CartItem,
-    Child,
-    Demande,
-    Inscription,
-    Slot,
-)
-from core.reservations import BookingError
+from core.dossier.records import family_children
+from core.models import KIND_UNITS, ROLE_PARENT, Activity, Cart, Child
+from core.reservations import BookingError, wizard
 from extensions import db
 from tenants.scoping import get_or_404
 from tenants.web import current_tenant, role_required
@@ -44,10 +33,7 @@ def _zone() -> str:
 
 
 def _family_children() -> list[Child]:
-    if current_user.family_id is None:
-        return []
-    return db.session.scalars(select(Child).where(Child.family_id == current_user.family_id)
-                              .order_by(Child.birth_date)).all()
+    return family_children(current_user.family_id)
 
 
 def _load_cart(cart_id: int, *, must_be_open: bool = True) -> Cart:
@@ -57,9 +43,7 @@ def _load_cart(cart_id: int, *, must_be_open: bool = True) -> Cart:
     if cart is None or cart.family_id != current_user.family_id:
         abort(404)
     if must_be_open and not booking.cart_is_open(cart):
-        if cart.status == "open":  # abandoned too long: release its holds now (committed with the redirect)
-            booking.cancel_cart(cart)
-            cart.status = "expired"
+        booking.expire_cart(cart)  # abandoned too long: its holds released now (committed with the redirect)
         flash(_("Le temps de votre démarche est écoulé : les places retenues ont été libérées. Recommencez la démarche."),
               "error")
         abort(redirect(url_for("reservations.index")))
@@ -67,17 +51,14 @@ def _load_cart(cart_id: int, *, must_be_open: bool = True) -> Cart:
 
 
 def _cart_activities(cart: Cart) -> list[Activity]:
-    activities = db.session.scalars(select(Activity).where(Activity.id.in_(cart.activity_ids))
-                                    .order_by(Activity.position, Activity.id)).all()
+    activities = wizard.activities(cart.activity_ids)
     rush_gate(activities)  # opening-day waiting room (planning, ticks)
     return activities
 
 
 def _cart_scope(cart: Cart):
     activities = _cart_activities(cart)
-    children = db.session.scalars(select(Child).where(Child.id.in_(cart.child_ids), Child.family_id == cart.family_id)
-                                  .order_by(Child.birth_date)).all()
-    return activities, children
+    return activities, wizard.cart_children(cart)
 
 
 # ---------------------------------------------------------------- "Modifier les réservations"
@@ -87,14 +68,7 @@ def _cart_scope(cart: Cart):
 def index():
     """The table Personne / Activité / Détails / Date with ▶ (accepted inscriptions)."""
     children = _family_children()
-    rows = []
-    if children:
-        rows = db.session.execute(
-            select(Inscription, Child, Activity).join(Child, Inscription.child_id == Child.id)
-            .join(Activity, Inscription.activity_id == Activity.id)
-            .where(Inscription.child_id.in_([c.id for c in children]), Inscription.status == INSCRIPTION_ACCEPTED,
-                   Activity.archived.is_(False))
-            .order_by(Child.birth_date, Activity.position, Activity.name)).all()
+    rows = wizard.bookable_inscriptions(children)
     return render_template("reservations/index.html", rows=rows, has_children=bool(children))
 
 
@@ -105,19 +79,12 @@ def step1(activity_id):
     activity = get_or_404(db.session, Activity, activity_id)
     rush_gate([activity])  # opening-day waiting room
     children = _family_children()
-    child_ids = [c.id for c in children]
-    inscriptions = db.session.scalars(select(Inscription).where(
-        Inscription.child_id.in_(child_ids or [0]), Inscription.status == INSCRIPTION_ACCEPTED)).all()
-    by_activity: dict[int, set[int]] = {}
-    for ins in inscriptions:
-        by_activity.setdefault(ins.activity_id, set()).add(ins.child_id)
+    choice = wizard.step_one(activity, children)
+    by_activity, others = choice.by_activity, choice.others
     if activity.id not in by_activity:
         flash(_("Aucun de vos enfants n'a d'inscription validée à cette activité : commencez par « Créer une inscription »."),
               "error")
         return redirect(url_for("reservations.index"))
-    others = db.session.scalars(select(Activity).where(Activity.id.in_(list(by_activity)), Activity.id != activity.id,
-                                                       Activity.archived.is_(False))
-                                .order_by(Activity.position, Activity.name)).all()
     error = None
     if request.method == "POST":
         chosen_children = set(as_ids(request.form.getlist("enfants")))
@@ -127,7 +94,7 @@ def step1(activity_id):
         if not allowed_children:
             error = _("Choisissez au moins une personne.")
         else:
-            acts = db.session.scalars(select(Activity).where(Activity.id.in_(allowed_acts))).all()
+            acts = wizard.activities(allowed_acts)
             cart = booking.open_cart(user=current_user, family=current_user.family, activity_ids=list(allowed_acts),
                                      child_ids=list(allowed_children),
                                      hold_minutes=max(a.hold_minutes for a in acts))
@@ -189,9 +156,8 @@ def planning(cart_id):
 
 def _context_for(cart: Cart, slot_ids: set[int]):
     activities, children = _cart_scope(cart)
-    slots = db.session.scalars(select(Slot).where(Slot.id.in_(slot_ids or {0}),
-                                                  Slot.activity_id.in_(cart.activity_ids))).all()
-    if len(slots) != len(slot_ids):
+    slots = wizard.cart_slots(cart, slot_ids)
+    if slots is None:
         abort(404)
     return booking.Context.load(cart=cart, activities=activities, children=children, slots=slots, zone=_zone())
 
@@ -336,10 +302,7 @@ def toggle_all(cart_id):
     activity, view, anchor, _f, _open = _planning_args(cart, activities)
     start, end, _weeks = pl.date_range(view, anchor)
     want = request.form.get("want") == "1"
-    slots = []
-    if activity.kind == KIND_UNITS:
-        slots = db.session.scalars(select(Slot).where(Slot.activity_id == activity.id, Slot.day >= start,
-                                                      Slot.day <= end)).all()
+    slots = wizard.slots_between(activity, start, end) if activity.kind == KIND_UNITS else []
     return _bulk(cart, slots, cart.child_ids, want,
                  back=url_for("reservations.planning", cart_id=cart.id, activite=activity.id, vue=view,
                               date=anchor.isoformat()))
@@ -379,9 +342,7 @@ def periodicity(cart_id):
         return redirect(url_for("reservations.planning", cart_id=cart.id, activite=activity.id, vue=view,
                                 date=anchor.isoformat(), periodicite="1"), code=303)
     unit_ids = {u.id for u in activity.units if u.code in units}
-    slots = [s for s in db.session.scalars(select(Slot).where(
-        Slot.activity_id == activity.id, Slot.day >= start, Slot.day <= end, Slot.unit_id.in_(unit_ids or {0})))
-        if s.day.weekday() in weekdays]
+    slots = wizard.slots_between(activity, start, end, unit_ids=unit_ids, weekdays=weekdays)
     return _bulk(cart, slots, children, request.form.get("want", "1") == "1",
                  back=url_for("reservations.planning", cart_id=cart.id, activite=activity.id, vue=view,
                               date=(start if start else anchor).isoformat()))
@@ -389,30 +350,13 @@ def periodicity(cart_id):
 
 # ---------------------------------------------------------------- step 3: le récapitulatif
 
-def _recap_lines(cart: Cart):
-    rows = db.session.execute(
-        select(CartItem, Slot, Activity, Child).join(Slot, CartItem.slot_id == Slot.id)
-        .join(Activity, Slot.activity_id == Activity.id).join(Child, CartItem.child_id == Child.id)
-        .where(CartItem.cart_id == cart.id).order_by(Child.birth_date, Slot.day, Slot.time_slot)).all()
-    by_child: dict = {}
-    for item, slot, activity, child in rows:
-        by_child.setdefault(child, []).append((item, booking.describe_slot(slot, activity), activity))
-    return by_child
-
-
 @bp.get("/demarches/<int:cart_id>/recapitulatif")
 @role_required(ROLE_PARENT)
 def recap(cart_id):
     cart = _load_cart(cart_id)
     activities, children = _cart_scope(cart)
-    by_child = _recap_lines(cart)
-    others = []
-    if by_child:
-        inscribed = {(i.child_id, i.activity_id) for i in db.session.scalars(select(Inscription).where(
-            Inscription.activity_id.in_(cart.activity_ids), Inscription.status == INSCRIPTION_ACCEPTED))}
-        used_acts = {a.id for lines in by_child.values() for _i, _d, a in lines}
-        others = [c for c in _family_children() if c not in by_child
-                  and any((c.id, a) in inscribed for a in used_acts)]
+    by_child = wizard.recap_lines(cart)
+    others = wizard.others_for_same_request(cart, by_child)
     items = [item for lines in by_child.values() for item, _label, _activity in lines]
     est = billing_estimate.for_cart(cart.id, activities, items,
                                     pricing=billing_estimate.remember(cart.id, cart.family_id))
@@ -428,18 +372,15 @@ def same_for(cart_id):
     target = get_or_404(db.session, Child, request.form.get("enfant"))
     if target.family_id != cart.family_id:
         abort(404)
-    items = db.session.scalars(select(CartItem).where(CartItem.cart_id == cart.id,
-                                                      CartItem.action == "book")).all()
-    if not items:
+    slot_ids = wizard.booked_slot_ids(cart)
+    if not slot_ids:
         flash(_("Votre demande est vide : cochez au moins une case du planning."), "error")
         return redirect(url_for("reservations.recap", cart_id=cart.id))
-    if target.id not in cart.child_ids:
-        cart.child_ids = sorted(set(cart.child_ids) | {target.id})
-        db.session.flush()
-    ctx = _context_for(cart, {i.slot_id for i in items})
+    booking.add_child(cart, target)
+    ctx = _context_for(cart, set(slot_ids))
     ctx.children[target.id] = target
     on_busy(url_for("reservations.recap", cart_id=cart.id))
-    cells = booking.set_choices(ctx, [(target.id, s, True) for s in sorted({i.slot_id for i in items})])
+    cells = booking.set_choices(ctx, [(target.id, s, True) for s in slot_ids])
     _summarise(cells, want=True)
     return redirect(url_for("reservations.recap", cart_id=cart.id), code=303)
 
@@ -448,7 +389,7 @@ def same_for(cart_id):
 @role_required(ROLE_PARENT)
 def submit(cart_id):
     cart = _load_cart(cart_id, must_be_open=False)
-    done = db.session.scalars(select(Demande).where(Demande.cart_id == cart.id)).first()
+    done = wizard.demande_of(cart)
     if done is None:
         if not booking.cart_is_open(cart):
             _load_cart(cart_id)  # says why and redirects
@@ -461,7 +402,7 @@ def submit(cart_id):
             return redirect(url_for("reservations.recap", cart_id=cart.id))
         except IntegrityError:  # a concurrent "Valider" of the same démarche won
             roll_back()
-            demande = db.session.scalars(select(Demande).where(Demande.cart_id == cart.id)).first()
+            demande = wizard.demande_of(cart)
             if demande is None:
                 raise
         done = demande

@@ -60,8 +60,15 @@ def contacts_of(child: Child) -> list[ChildContact]:
 
 
 def children_of(family: Family) -> list[Child]:
+    return family_children(family.id)
+
+
+def family_children(family_id: int | None) -> list[Child]:
+    """The family's children, eldest first (none without a family)."""
+    if family_id is None:
+        return []
     return list(db.session.scalars(
-        select(Child).where(Child.family_id == family.id).order_by(Child.birth_date, Child.id)))
+        select(Child).where(Child.family_id == family_id).order_by(Child.birth_date, Child.id)))
 
 
 def members_of(family: Family) -> list[User]:

@@ -7,6 +7,7 @@ waiting list.
     service.py    the actions: open a démarche, tick (desired states), cancel, expire
     waitlist.py   freed places to the first in line
     queries.py    read-only views for other packages (billing, documents)
+    wizard.py     what the parent's démarche pages read (steps 1 to 3), as ORM objects
 
 This module is the public API; other packages import from here (or `queries`, `lifecycle`).
 """
@@ -33,9 +34,11 @@ from core.reservations.rules import (
 )
 from core.reservations.service import (
     TOUCH_SLACK,
+    add_child,
     cancel_cart,
     cart_is_open,
     expire_abandoned_carts,
+    expire_cart,
     open_cart,
     set_choices,
     touch,
@@ -63,8 +66,8 @@ from core.reservations.waitlist import promote_waitlist
 __all__ = [
     "ACTIVITY_CACHE_SECONDS", "BLOCKED", "BOOKED", "CANCEL", "CHECKED_STATES", "FREE", "FULL", "HELD", "REASONS",
     "RES_TAKING_PLACE", "TOUCH_SLACK", "WAITLIST", "WAITLISTED", "ActivityRow", "BookingError", "CartRow", "Cell",
-    "ChildRow", "Context", "ItemRow", "LockedSlots", "Placed", "ResRow", "SlotRow", "UnitRow", "cancel_cart",
-    "cart_is_open", "describe_slot", "expire_abandoned_carts", "is_expired_hold", "load_activities", "load_slots",
+    "ChildRow", "Context", "ItemRow", "LockedSlots", "Placed", "ResRow", "SlotRow", "UnitRow", "add_child", "cancel_cart",
+    "cart_is_open", "describe_slot", "expire_abandoned_carts", "expire_cart", "is_expired_hold", "load_activities", "load_slots",
     "lock_cart", "lock_cart_and_slots", "online_remaining", "open_cart", "promote_waitlist", "read_cart",
     "read_cart_and_children", "set_choices", "slot_dates", "touch",
 ]

@@ -255,3 +255,18 @@ def expire_abandoned_carts(now: datetime | None = None) -> int:
         cart.status = CART_EXPIRED
     return len(carts)
 
+
+def expire_cart(cart: Cart) -> None:
+    """A démarche found past its time by its own family: its holds are released now, it is expired."""
+    if cart.status == CART_OPEN:
+        cancel_cart(cart)
+        cart.status = CART_EXPIRED
+
+
+def add_child(cart: Cart, child) -> None:
+    """"Effectuer la même demande pour": another child of the family joins the démarche."""
+    if child.family_id != cart.family_id:
+        raise ValueError("a child of another family")
+    if child.id not in cart.child_ids:
+        cart.child_ids = sorted(set(cart.child_ids) | {child.id})
+        db.session.flush()
