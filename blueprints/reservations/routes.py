@@ -58,8 +58,7 @@ def _load_cart(cart_id: int, *, must_be_open: bool = True) -> Cart:
         abort(404)
     if must_be_open and not booking.cart_is_open(cart):
         if cart.status == "open":  # abandoned too long: release its holds now (committed with the redirect)
-            booking.cancel_cart(cart)
-            cart.status = "expired"
+            booking.cancel_cart(cart, status="expired")
         flash(_("Le temps de votre démarche est écoulé : les places retenues ont été libérées. Recommencez la démarche."),
               "error")
         abort(redirect(url_for("reservations.index")))
