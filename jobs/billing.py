@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-
 log = logging.getLogger(__name__)
 
 
@@ -44,18 +42,6 @@ def run_billing(tenant_id: int) -> dict:
 
 def queue_everywhere() -> int:
     """Hand each commune's billing job to RQ (inline without Redis); returns how many communes."""
-    from extensions import db
-    from jobs import app_context
-    from jobs.dispatch import get_queue
-    from tenants.models import Tenant
+    from jobs import for_each_commune
 
-    with app_context():
-        ids = db.session.scalars(select(Tenant.id).order_by(Tenant.id)).all()
-        db.session.remove()
-        queue = get_queue()
-        for tenant_id in ids:
-            if queue is None:
-                run_billing(tenant_id)
-            else:
-                queue.enqueue(run_billing, tenant_id, job_timeout=600)
-    return len(ids)
+    return for_each_commune(run_billing, job_timeout=600)

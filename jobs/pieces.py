@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-
 log = logging.getLogger(__name__)
 
 
@@ -43,34 +41,18 @@ def pieces_job(tenant_id: int) -> dict:
 
 def enqueue_everywhere() -> int:
     """Queue one job per commune (inline without Redis); returns how many communes."""
-    from extensions import db
-    from jobs import app_context
-    from jobs.dispatch import get_queue
-    from tenants.models import Tenant
+    from jobs import for_each_commune
 
-    with app_context():
-        ids = list(db.session.scalars(select(Tenant.id).order_by(Tenant.id)))
-        db.session.remove()
-        queue = get_queue()
-        for tenant_id in ids:
-            if queue is None:
-                pieces_job(tenant_id)
-            else:
-                queue.enqueue(pieces_job, tenant_id, job_id=f"pieces-{tenant_id}", result_ttl=3600)
-    return len(ids)
+    return for_each_commune(pieces_job, job_id="pieces-{tenant_id}", result_ttl=3600)
 
 
 def sweep_now() -> dict:
     """Every commune, in this process (``flask pieces sweep``)."""
-    from extensions import db
-    from jobs import app_context
-    from tenants.models import Tenant
+    from jobs import app_context, commune_ids
 
     total = {"announced": 0, "purged": 0}
     with app_context():
-        ids = list(db.session.scalars(select(Tenant.id).order_by(Tenant.id)))
-        db.session.remove()
-        for tenant_id in ids:
+        for tenant_id in commune_ids():
             done = pieces_job(tenant_id)
             total["announced"] += done["announced"]
             total["purged"] += done["purged"]

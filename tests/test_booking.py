@@ -252,6 +252,31 @@ def test_cancel_cart_releases_everything(ctx, world, tenants):
         assert db.session.scalar(select(func.sum(Slot.taken)).where(Slot.id.in_(ids))) == 0
 
 
+def test_cancel_cart_gives_the_freed_place_to_the_waiting_list(ctx, world, make_family, inscribe, tenants, outbox):
+    fam, act = world
+    other = make_family("auray", children=[("Zoé", "2021-01-01")])
+    inscribe(act, other["child_ids"])
+    slot_id = act["slots"][("matin", days_from_today(12).isoformat())]
+    with tenant_scope(tenants["auray"]):
+        cart1, _u1 = _cart(fam, act, fam["child_ids"])
+        _tick(cart1, [(c, slot_id, True) for c in fam["child_ids"]])  # the two places held
+        cart2, user2 = _cart(other, act, other["child_ids"])
+        _tick(cart2, [(other["child_ids"][0], slot_id, True)], waitlist=True)
+        d2 = submit_cart(cart2, user2, links=Links())
+        db.session.commit()
+        booking.cancel_cart(cart1)
+        db.session.commit()
+        assert db.session.get(Cart, cart1.id).status == "cancelled"
+        assert db.session.get(Cart, cart1.id).items == []
+        statuses = db.session.execute(select(Reservation.child_id, Reservation.status)
+                                      .where(Reservation.slot_id == slot_id)).all()
+        assert sorted(statuses) == sorted([(c, "cancelled") for c in fam["child_ids"]]
+                                          + [(other["child_ids"][0], "pending")])
+        assert db.session.get(Slot, slot_id).taken == 1
+        assert db.session.get(Demande, d2.id).lines[0].status == "pending"
+    assert any("Zoé" in outbox.text(m) for m in outbox.to(other["email"]))
+
+
 def test_refusal_promotes_the_waiting_list_and_mails_the_family(ctx, world, make_family, inscribe, tenants, outbox):
     fam, act = world
     other = make_family("auray", children=[("Zoé", "2021-01-01")])

@@ -359,10 +359,6 @@ def test_every_statement_the_reservation_core_writes_names_the_commune(store_sta
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason="the reservation core still changes a few ORM objects that the unit of work "
-                   "flushes by primary key alone (core/reservations/service.py cancel_cart, waitlist.py "
-                   "promote_waitlist, an autoflush in rules.py describe_slot): row-level security covers them; "
-                   "once the store writes them with the commune this passes and the marker goes")
 def test_the_reservation_core_flushes_no_orm_object_by_primary_key_alone(store_statements):
     anonymous = [(where, statement[:300]) for where, statement, flushed in store_statements
                  if flushed and not names_the_commune(statement)]

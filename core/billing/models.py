@@ -1,7 +1,7 @@
 """Billing tables.  Every one belongs to one commune (TenantScoped, tenant_id NOT NULL, unique
 constraints include tenant_id).  Amounts are NUMERIC(12,2) read as Decimal.
 
-Imported at the end of core/models.py so that every model is mapped before use.
+Imported at the end of core/models/__init__.py so that every model is mapped before use.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Models of the pièces justificatives (imported at the end of core/models.py).
+"""Models of the pièces justificatives (imported at the end of core/models/__init__.py).
 
 Every table belongs to one commune (TenantScoped, tenant_id NOT NULL); unique constraints include it.
 """

@@ -1,6 +1,6 @@
 """The family file (dossier famille), by topic; callers import from the topic's module.
 
-- models: the file's tables (imported at the end of core/models.py, which maps them)
+- models: the file's tables (imported at the end of core/models/__init__.py, which maps them)
 - fields: the sections a family may change, their fields and how a value reads
 - records: the file's rows, and the row, current values and writing of a change's section
 - changes: changes under the commune's validation (propose, withdraw, accept or refuse)

@@ -1,7 +1,7 @@
 """The family file (dossier famille): responsables, children's details, health, authorisations,
 contacts, fiscal data, and the changes waiting for the commune's validation.
 
-Imported at the end of core/models.py so that every model is mapped before use.
+Imported at the end of core/models/__init__.py so that every model is mapped before use.
 Every model here belongs to one commune (TenantScoped); unique constraints include tenant_id.
 """
 

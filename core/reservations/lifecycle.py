@@ -111,7 +111,19 @@ def release_expired(slots: dict) -> list[int]:
     caller to write.  The freed slot ids, once per freed place."""
     if not slots:
         return []
-    freed = store.release_expired_holds(list(slots))
+    return _released(slots, store.release_expired_holds(list(slots)))
+
+
+def release_cart(cart_id: int, slots: dict) -> list[int]:
+    """Under the démarche's lock and its slots' ({id: slot}): its holds on them become cancelled
+    (one statement) and their slots' counters go down in memory, for the caller to write.  The
+    freed slot ids, once per freed place."""
+    if not slots:
+        return []
+    return _released(slots, store.release_cart_holds(cart_id, list(slots)))
+
+
+def _released(slots: dict, freed: list[tuple[int, int]]) -> list[int]:
     for _rid, slot_id in freed:
         slot = slots[slot_id]
         slot.taken = max(0, slot.taken - 1)  # RES_HELD → RES_CANCELLED, as `release`

@@ -123,12 +123,20 @@ class SlotInfo:
     capacity: int
 
 
-_SLOT_COLUMNS = (_slot.c.id.label("slot_id"), _slot.c.activity_id, _slot.c.day, _slot.c.last_day,
-                 _slot.c.time_slot, _slot.c.title, _unit.c.label.label("unit_label"), _slot.c.capacity)
-_SLOTS = (select(*_SLOT_COLUMNS)
-          .select_from(_slot.outerjoin(_unit, and_(_unit.c.id == _slot.c.unit_id, _unit.c.tenant_id == _T)))
-          .where(_slot.c.tenant_id == _T, _slot.c.id.in_(bindparam("slot_ids", expanding=True)))
-          .order_by(_slot.c.id))
+def _slots_with_units(*more, bookings=None):
+    """The commune's slots with their unit (SlotInfo's columns, then `more`); `bookings`: the
+    reservation statuses whose rows are joined to them, with their child (the roster)."""
+    joined = _slot.outerjoin(_unit, and_(_unit.c.id == _slot.c.unit_id, _unit.c.tenant_id == _T))
+    if bookings is not None:
+        joined = (joined.outerjoin(_res, and_(_res.c.slot_id == _slot.c.id, _res.c.tenant_id == _T,
+                                              _res.c.status.in_(bookings)))
+                  .outerjoin(_child, and_(_child.c.id == _res.c.child_id, _child.c.tenant_id == _T)))
+    return (select(_slot.c.id.label("slot_id"), _slot.c.activity_id, _slot.c.day, _slot.c.last_day,
+                   _slot.c.time_slot, _slot.c.title, _unit.c.label.label("unit_label"), _slot.c.capacity, *more)
+            .select_from(joined).where(_slot.c.tenant_id == _T))
+
+
+_SLOTS = _slots_with_units().where(_slot.c.id.in_(bindparam("slot_ids", expanding=True))).order_by(_slot.c.id)
 
 
 def slots_by_id(slot_ids) -> dict[int, SlotInfo]:
@@ -140,16 +148,9 @@ def slots_by_id(slot_ids) -> dict[int, SlotInfo]:
 
 
 @dataclass(frozen=True, slots=True)
-class RosterRow:
-    """A slot of the day and, when someone booked it, the child and the booking's status."""
-    slot_id: int
-    activity_id: int
-    day: date
-    last_day: date
-    time_slot: str | None
-    title: str
-    unit_label: str | None
-    capacity: int
+class RosterRow(SlotInfo):
+    """A slot of the day (SlotInfo's fields first) and, when someone booked it, the child and the
+    booking's status."""
     position: int | None
     child_id: int | None
     family_id: int | None
@@ -158,14 +159,10 @@ class RosterRow:
     status: str | None
 
 
-_ROSTER = (select(*_SLOT_COLUMNS, _unit.c.position, _res.c.child_id, _child.c.family_id, _child.c.first_name,
-                  _child.c.last_name, _res.c.status)
-           .select_from(_slot.outerjoin(_unit, and_(_unit.c.id == _slot.c.unit_id, _unit.c.tenant_id == _T))
-                        .outerjoin(_res, and_(_res.c.slot_id == _slot.c.id, _res.c.tenant_id == _T,
-                                              _res.c.status.in_((RES_RESERVED, RES_ABSENT))))
-                        .outerjoin(_child, and_(_child.c.id == _res.c.child_id, _child.c.tenant_id == _T)))
-           .where(_slot.c.tenant_id == _T, _slot.c.activity_id == bindparam("activity_id"),
-                  _slot.c.day <= bindparam("day"), _slot.c.last_day >= bindparam("day"))
+_ROSTER = (_slots_with_units(_unit.c.position, _res.c.child_id, _child.c.family_id, _child.c.first_name,
+                             _child.c.last_name, _res.c.status, bookings=(RES_RESERVED, RES_ABSENT))
+           .where(_slot.c.activity_id == bindparam("activity_id"), _slot.c.day <= bindparam("day"),
+                  _slot.c.last_day >= bindparam("day"))
            .order_by(_unit.c.position, _slot.c.start_time, _slot.c.title, _slot.c.id, _child.c.last_name,
                      _child.c.first_name))
 

@@ -1,9 +1,9 @@
 """The rules of the reservation core: what a cell (child × slot) shows and whether it may change.
 
 Pure judgement over rows already read (`core.reservations.store`): no statement is sent here but
-by `Context.load`, through the store.  Every commune uses these rules; communes differ only by
-their activities' configuration (kind, units, sessions, validation mode, deadlines, calendar,
-quota).
+by `Context.load`, through the store (and by an ORM slot's unit, loaded for `describe_slot`).
+Every commune uses these rules; communes differ only by their activities' configuration (kind,
+units, sessions, validation mode, deadlines, calendar, quota).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from core.models import (
 )
 from core.reservations import store
 from core.reservations.store import CartRow, Placed
+from extensions import db
 
 if TYPE_CHECKING:
     from core.models import Activity, Child, Reservation, Slot
@@ -233,8 +234,17 @@ def exclusive(activity: Activity, slot) -> bool:
 
 def describe_slot(slot: Slot, activity: Activity, unit_label: str | None = None) -> str:
     """"Repas — lundi 19/10/2026" (a unit) or "Stage de roller — du mardi 19/04/2022 au vendredi 22/04/2022"."""
-    name = unit_label or slot.unit_label or slot.title or activity.name
+    name = unit_label or _unit_label(slot) or slot.title or activity.name
     dates = slot_dates(slot)
     if len(dates) > 1:
         return f"{name} — {format_date(dates[0], 'EEEE dd/MM/yyyy')} → {format_date(dates[-1], 'EEEE dd/MM/yyyy')}"
     return f"{name} — {format_date(dates[0], 'EEEE dd/MM/yyyy')}"
+
+
+def _unit_label(slot) -> str | None:
+    """A row carries its unit's label; an ORM slot may load its unit, by primary key, without
+    flushing first what the caller has not written yet (a demande being filed, an absence): a
+    unit's label depends on none of it (a unit changed in this transaction is the session's own
+    object, read as it is in memory)."""
+    with db.session.no_autoflush:
+        return slot.unit_label

@@ -16,7 +16,6 @@ from flask import current_app
 from sqlalchemy import select
 
 from core.clock import utcnow
-from core.locking import lock, lock_one
 from core.models import (
     ACTION_BOOK,
     ACTION_CANCEL,
@@ -27,7 +26,6 @@ from core.models import (
     RES_CANCELLED,
     RES_HELD,
     Cart,
-    Reservation,
     Slot,
 )
 from core.reservations import lifecycle, store
@@ -159,8 +157,7 @@ def set_choices(ctx: Context, wishes: list[tuple[int, int, bool]], *, waitlist: 
     promote = sorted(set(freed) | writes.freed)
     waiting = [slots[sid] for sid in promote if slots[sid].has_waitlist]
     for slot in waiting:
-        promote_waitlist(slot)  # ORM rows of the line; the counter below
-    store.set_taken(waiting)
+        promote_waitlist(slot)  # writes the entries it promotes and the counter
     cart.items = ctx.items
     return results
 
@@ -231,19 +228,20 @@ def _apply(ctx: Context, writes: Writes, child_id: int, slot_id: int, want: bool
     return current
 
 
-def cancel_cart(cart: Cart) -> None:
-    """"Annuler la démarche": every held place is released at once."""
-    lock_one(Cart, cart.id)  # same order as a tick: the cart, then its slots
-    holds = db.session.scalars(select(Reservation).where(Reservation.cart_id == cart.id,
-                                                         Reservation.status == RES_HELD)).all()
-    slots = lock(Slot, {r.slot_id for r in holds})
-    for res in holds:
-        lifecycle.release(res, slots[res.slot_id])
-    for item in list(cart.items):
-        db.session.delete(item)
-    cart.status = CART_CANCELLED
+def cancel_cart(cart: Cart, *, status: str = CART_CANCELLED) -> None:
+    """"Annuler la démarche": every held place is released at once, the démarche's items go and it
+    takes `status` (CART_EXPIRED: abandoned).  The store's statements (each names the commune), in
+    a tick's order: the démarche, then its slots; the caller commits."""
+    if store.lock_cart(cart.id) is None:  # not the current commune's
+        return
+    slots = store.lock_slot_rows(store.held_slot_ids(cart.id))
+    freed = lifecycle.release_cart(cart.id, slots)
+    store.close_cart(cart.id, status)
+    store.set_taken([slots[sid] for sid in sorted(set(freed))])
     for slot in slots.values():
-        promote_waitlist(slot)
+        if slot.has_waitlist:
+            promote_waitlist(slot)  # writes the counter again when it gives the place
+    store.forget(Slot, slots)
 
 
 def expire_abandoned_carts(now: datetime | None = None) -> int:
@@ -251,16 +249,14 @@ def expire_abandoned_carts(now: datetime | None = None) -> int:
     now = now or utcnow()
     carts = db.session.scalars(select(Cart).where(Cart.status == CART_OPEN, Cart.expires_at < now)).all()
     for cart in carts:
-        cancel_cart(cart)
-        cart.status = CART_EXPIRED
+        cancel_cart(cart, status=CART_EXPIRED)
     return len(carts)
 
 
 def expire_cart(cart: Cart) -> None:
     """A démarche found past its time by its own family: its holds are released now, it is expired."""
     if cart.status == CART_OPEN:
-        cancel_cart(cart)
-        cart.status = CART_EXPIRED
+        cancel_cart(cart, status=CART_EXPIRED)
 
 
 def add_child(cart: Cart, child) -> None:
@@ -268,5 +264,4 @@ def add_child(cart: Cart, child) -> None:
     if child.family_id != cart.family_id:
         raise ValueError("a child of another family")
     if child.id not in cart.child_ids:
-        cart.child_ids = sorted(set(cart.child_ids) | {child.id})
-        db.session.flush()
+        store.set_cart_children(cart, sorted(set(cart.child_ids) | {child.id}))

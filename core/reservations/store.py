@@ -39,7 +39,9 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core import fastsql
 from core.clock import utcnow
@@ -281,6 +283,18 @@ _CART_AND_CHILDREN = Hot(
                                        _ins.c.tenant_id == _T)))
     .where(*_CART_BY_ID)
     .order_by(_child.c.birth_date, _child.c.id))
+# Slots locked alone (in id order), with their unit's label and whether anyone waits for them:
+# a démarche cancelled, whose holds they carry.
+_LOCK_SLOT_ROWS = Hot(select(*_SLOT, _UNIT_LABEL, _waiting.label("has_waitlist"))
+                      .select_from(_slot.outerjoin(_unit, and_(_unit.c.id == _slot.c.unit_id, _unit.c.tenant_id == _T)))
+                      .where(*_SLOTS_WHERE).order_by(_slot.c.id).with_for_update(of=_slot))
+_HELD_SLOTS = Hot(select(_res.c.slot_id).distinct()
+                  .where(_res.c.cart_id == bindparam("cart_id"), _res.c.status == RES_HELD, _res.c.tenant_id == _T)
+                  .order_by(_res.c.slot_id))
+# A slot's waiting list, first in line first.
+_WAITING_LINE = Hot(select(*_RES).where(_res.c.slot_id == bindparam("slot_id"), _res.c.status == RES_WAITLIST,
+                                        _res.c.tenant_id == _T)
+                    .order_by(_res.c.waitlisted_at, _res.c.id))
 _LOCK_CHILDREN = Hot(select(_child.c.id).where(_child.c.id.in_(bindparam("child_ids", expanding=True)),
                                                _child.c.tenant_id == _T)
                      .order_by(_child.c.id).with_for_update(of=_child))
@@ -313,6 +327,15 @@ _RELEASE_EXPIRED = (update(_res).where(_res.c.slot_id.in_(bindparam("slot_ids", 
                                        _res.c.held_until < bindparam("now"))
                     .values(status=RES_CANCELLED, cart_id=None, held_until=None)
                     .returning(_res.c.id, _res.c.slot_id))
+_RELEASE_CART = (update(_res).where(_res.c.cart_id == bindparam("b_cart"), _res.c.status == RES_HELD,
+                                    _res.c.slot_id.in_(bindparam("slot_ids", expanding=True)), _res.c.tenant_id == _T)
+                 .values(status=RES_CANCELLED, cart_id=None, held_until=None, updated_at=bindparam("now"))
+                 .returning(_res.c.id, _res.c.slot_id))
+_DROP_ITEMS_OF_CART = delete(_item).where(_item.c.cart_id == bindparam("b_cart"), _item.c.tenant_id == _T)
+_SET_CART_STATUS = (update(_cart).where(_cart.c.id == bindparam("b_cart"), _cart.c.tenant_id == _T)
+                    .values(status=bindparam("status")))
+_SET_CART_CHILDREN = (update(_cart).where(_cart.c.id == bindparam("b_cart"), _cart.c.tenant_id == _T)
+                      .values(child_ids=bindparam("child_ids", type_=_cart.c.child_ids.type)))
 _DROP_ITEMS_OF = delete(_item).where(_item.c.reservation_id.in_(bindparam("res_ids", expanding=True)),
                                      _item.c.tenant_id == _T)
 
@@ -643,6 +666,38 @@ def lock_children(child_ids) -> None:
     _locked(Child, _LOCK_CHILDREN, child_ids, child_ids=child_ids)
 
 
+def held_slot_ids(cart_id: int) -> list[int]:
+    """The slots on which the démarche holds places (no lock: the démarche's is what counts)."""
+    return [row.slot_id for row in _rows(_HELD_SLOTS, cart_id=int(cart_id))]
+
+
+def lock_slot_rows(slot_ids) -> dict[int, SlotRow]:
+    """These slots locked alone (in id order), with their unit's label and whether anyone waits
+    for them.  May raise Busy."""
+    slot_ids = sorted(set(slot_ids))
+    if not slot_ids:
+        return {}
+    found = _locked(Slot, _LOCK_SLOT_ROWS, slot_ids, slot_ids=slot_ids)
+    if not found:
+        return {}
+    keys = _keys(found)
+    as_slot, label_at, waiting_at = _as_slot.on(keys), keys.index("unit_label"), keys.index("has_waitlist")
+    slots = {}
+    for row in found:
+        slot = slots[row.s_id] = as_slot(row)
+        slot.unit_label, slot.has_waitlist = row[label_at], bool(row[waiting_at])
+    return slots
+
+
+def waiting_line(slot_id: int) -> list[ResRow]:
+    """The slot's waiting list, first in line first (by `waitlisted_at`, then id)."""
+    found = _rows(_WAITING_LINE, slot_id=int(slot_id))
+    if not found:
+        return []
+    as_res = _as_res.on(_keys(found))
+    return [as_res(row) for row in found]
+
+
 def _placed(found) -> list[Placed]:
     """Reservations with where their slot lies (`_PLACED`)."""
     if not found:
@@ -698,6 +753,39 @@ def release_expired_holds(slot_ids) -> list[tuple[int, int]]:
         forget(Reservation, ids)
         _forget_items_of(ids)
     return [(rid, sid) for rid, sid in freed]
+
+
+def release_cart_holds(cart_id: int, slot_ids) -> list[tuple[int, int]]:
+    """The démarche's holds on these (locked) slots become cancelled: [(reservation_id, slot_id)].
+    `core.reservations.lifecycle` counts the places."""
+    if not slot_ids:
+        return []
+    freed = _run(_RELEASE_CART, {"b_cart": int(cart_id), "slot_ids": sorted(slot_ids), "now": utcnow()}).all()
+    forget(Reservation, [rid for rid, _s in freed])
+    return [(rid, sid) for rid, sid in freed]
+
+
+def close_cart(cart_id: int, status: str) -> None:
+    """The démarche's items go and it takes `status` (cancelled, expired)."""
+    _run(_DROP_ITEMS_OF_CART, {"b_cart": int(cart_id)})
+    _run(_SET_CART_STATUS, {"b_cart": int(cart_id), "status": status})
+    _forget_items_of_cart(int(cart_id))
+    forget(Cart, [int(cart_id)])
+
+
+def set_cart_children(cart, child_ids: list[int]) -> None:
+    """The démarche's children become `child_ids` (in memory too)."""
+    _run(_SET_CART_CHILDREN, {"b_cart": int(cart.id), "child_ids": list(child_ids)})
+    cart.child_ids = list(child_ids)
+    mark_written(cart, "child_ids")
+
+
+def mark_written(obj, *keys) -> None:
+    """An ORM object whose columns `keys` were just written as they are in memory by a Core
+    statement: the unit of work has nothing left to write for them.  A row: nothing to do."""
+    if sa_inspect(obj, raiseerr=False) is not None:
+        for key in keys:
+            set_committed_value(obj, key, getattr(obj, key))
 
 
 class Writes:
@@ -802,4 +890,12 @@ def _forget_items_of(reservation_ids) -> None:
     session = db.session()
     for obj in list(session.identity_map.values()):
         if isinstance(obj, CartItem) and obj.reservation_id in gone and obj not in session.dirty:
+            session.expire(obj)
+
+
+def _forget_items_of_cart(cart_id: int) -> None:
+    """ORM items of a démarche whose items a Core statement deleted are read again (gone)."""
+    session = db.session()
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, CartItem) and obj.cart_id == cart_id and obj not in session.dirty:
             session.expire(obj)

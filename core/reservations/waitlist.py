@@ -2,56 +2,48 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from core.locking import lock
-from core.models import (
-    RES_TAKING_PLACE,
-    RES_WAITLIST,
-    VALIDATION_IMMEDIATE,
-    Activity,
-    Child,
-    Reservation,
-    Slot,
-)
-from core.reservations import lifecycle
-from core.reservations.rules import is_expired_hold, online_remaining
-from extensions import db
+from core.models import VALIDATION_IMMEDIATE
+from core.reservations import lifecycle, store
+from core.reservations.rules import exclusive, is_expired_hold, online_remaining
+from core.reservations.store import ResRow, Writes
 
 
-def promote_waitlist(slot) -> list[Reservation]:
+def promote_waitlist(slot) -> list[ResRow]:
     """Give freed places to the first in line (slot, a row or an ORM object, already locked by the
-    caller; its `taken` changes in memory, for the caller to write)."""
+    caller, who wrote its own changes first).  The line is read and the entries promoted are
+    written by the store (statements naming the commune), with the slot's counter, which changes in
+    memory too (an ORM slot is left with nothing to write); then the demandes hear of each."""
     from core.demandes import on_promoted  # late import: demandes builds on the reservation core
 
-    activity = db.session.get(Activity, slot.activity_id)
+    store.flush_pending()  # the store's statements see what the session holds unwritten
+    activity = store.load_activities([slot.activity_id])[0]
     promoted = []
     if online_remaining(activity, slot) <= 0:
         return promoted
-    # One read of the line, without autoflush (one flush per tick instead of two): an entry this
-    # transaction changed but did not write yet is judged by its state in memory.
-    with db.session.no_autoflush:
-        line = db.session.scalars(select(Reservation).where(
-            Reservation.slot_id == slot.id, Reservation.status == RES_WAITLIST
-        ).order_by(Reservation.waitlisted_at, Reservation.id)).all()
-    for res in line:
+    immediate = activity.validation_mode == VALIDATION_IMMEDIATE
+    for res in store.waiting_line(slot.id):
         if online_remaining(activity, slot) <= 0:
             break
-        if res.status != RES_WAITLIST:
-            continue
-        if activity.one_per_time_slot and slot.time_slot and _busy_elsewhere(res, slot):
+        if exclusive(activity, slot) and _busy_elsewhere(res, slot):
             continue  # booked meanwhile in another activity of the same time slot: the next in line
-        lifecycle.promote(res, slot, immediate=activity.validation_mode == VALIDATION_IMMEDIATE)
+        lifecycle.promote(res, slot, immediate=immediate)
         promoted.append(res)
+    if promoted:
+        writes = Writes(None)
+        for res in promoted:
+            writes.reservation(res)
+        writes.taken(slot)
+        writes.send()
+        store.mark_written(slot, "taken")
+    for res in promoted:
         on_promoted(res, slot, activity)
     return promoted
 
 
-def _busy_elsewhere(res: Reservation, slot) -> bool:
+def _busy_elsewhere(res: ResRow, slot) -> bool:
     """Whether the waiting child already takes a place (or holds one) in another session of the same
     activity, day and time slot.  The child is locked first, as a tick on that other session does."""
-    lock(Child, [res.child_id])
-    others = db.session.scalars(select(Reservation).join(Slot, Reservation.slot_id == Slot.id).where(
-        Reservation.child_id == res.child_id, Reservation.activity_id == slot.activity_id, Slot.id != slot.id,
-        Slot.day == slot.day, Slot.time_slot == slot.time_slot, Reservation.status.in_(RES_TAKING_PLACE))).all()
-    return any(not is_expired_hold(r) for r in others)
+    store.lock_children([res.child_id])
+    return any(placed.res.slot_id != slot.id and placed.time_slot == slot.time_slot
+               and not is_expired_hold(placed.res)
+               for placed in store.busy_on([res.child_id], [slot.activity_id], [slot.day]))
