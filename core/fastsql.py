@@ -1,20 +1,34 @@
-"""The few statements every tick and every planning page send, through SQLAlchemy's public API.
+"""The few statements every tick and every planning page send, through SQLAlchemy's public compiler.
 
 A hot statement is written once, as a SQLAlchemy Core statement, and wrapped in `Hot`.  On
 PostgreSQL it is compiled once per process (`ClauseElement.compile`), and once per number of values
 of its `IN (…)` lists into the driver's SQL (`SQLCompiler.construct_expanded_state`: one
-placeholder per value, as SQLAlchemy renders it, so PostgreSQL plans it as it always did); each
-call then only fills a dict of parameters and runs the text with `Connection.exec_driver_sql`,
-which fires the engine's cursor events (the tests count statements) and wraps the driver's errors
-as SQLAlchemy does (core/locking.py turns a lock timeout into Busy).  What `Connection.execute`
-does around a statement each time (cache key, parameter processing, result metadata) is skipped;
-psycopg already returns dates, timestamps and JSON as Python values, the rows are the same.
+placeholder per value, as SQLAlchemy renders it, so PostgreSQL plans it as it always did).  Each
+call then fills a dict of parameters and runs the text on the DBAPI cursor of the session's
+connection (`Connection.connection`, SQLAlchemy's documented door to the driver), rows as
+psycopg's named tuples (read by column name: `row.slot_id`, `row._fields`).  What
+`Connection.execute` and `exec_driver_sql` build around a statement each time — cache key,
+parameter processing, an execution context and the result's metadata from the cursor's description,
+~70 µs a statement, a tenth of a tick — is skipped; psycopg already returns dates, timestamps and
+JSON as Python values, the rows are the same (tests/test_fastsql.py).
+
+What the engine's users rely on stays: the engine's ``before_cursor_execute`` and
+``after_cursor_execute`` listeners are told about each statement through the connection's event
+dispatch (the tests count statements, web/transaction.py notes writes); a driver error is raised
+as SQLAlchemy's (`DBAPIError.instance`: a lock timeout is an OperationalError, core/locking.py) and a
+connection the driver lost is invalidated (`Connection.invalidate`), as `execute` would.
 
 Elsewhere (SQLite) the statement runs through `Connection.execute` as any other.  Rows are read by
-column name (`row.slot_id`), never by position: every statement labels its columns.
+column name, never by position: every statement labels its columns.
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
+
+import psycopg
+from psycopg.rows import namedtuple_row
+from sqlalchemy.exc import DBAPIError
 
 from extensions import db
 
@@ -61,5 +75,20 @@ def rows(hot: Hot, params: dict) -> list:
     for name, placeholders in expansion.items():
         for placeholder, value in zip(placeholders, args.pop(name), strict=True):
             args[placeholder] = value
-    result = conn.exec_driver_sql(sql, args)
-    return result.all() if result.returns_rows else []
+    dispatch = conn.dispatch
+    context = SimpleNamespace(statement=sql, parameters=args)  # for a listener keeping state on it
+    driver = conn.connection.driver_connection
+    with driver.cursor(row_factory=namedtuple_row) as cursor:
+        for listener in dispatch.before_cursor_execute:
+            listener(conn, cursor, sql, args, context, False)
+        try:
+            cursor.execute(sql, args)
+            found = cursor.fetchall() if cursor.description is not None else []
+        except psycopg.Error as err:
+            if driver.broken or driver.closed:
+                conn.invalidate(err)
+            raise DBAPIError.instance(sql, args, err, psycopg.Error, dialect=conn.dialect,
+                                      connection_invalidated=driver.broken or driver.closed) from err
+        for listener in dispatch.after_cursor_execute:
+            listener(conn, cursor, sql, args, context, False)
+    return found

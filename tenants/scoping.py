@@ -143,7 +143,7 @@ def get_scoped_row(session: Session, model, ident):
         found = fastsql.rows(stmt, {"ident": ident, "tid": tid})
         if not found:
             return None
-        row = found[0]._mapping
+        row = dict(zip(found[0]._fields, found[0], strict=True))
         obj = model(**{key: row[name] for name, key in keys.items()})
         make_transient_to_detached(obj)
         session.add(obj)

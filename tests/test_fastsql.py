@@ -1,5 +1,5 @@
 """core/fastsql.py runs the hot statements on PostgreSQL from their text compiled once (SQLAlchemy's
-public `construct_expanded_state`, `exec_driver_sql`): the rows must be the ones SQLAlchemy gives
+public `construct_expanded_state`, run on the session connection's DBAPI cursor): the rows must be the ones SQLAlchemy gives
 for the same statement through `Connection.execute` (values, types and column names), whatever the
 number of ids; the engine's cursor events see each statement."""
 
@@ -69,3 +69,26 @@ def test_the_hot_statements_give_the_rows_sqlalchemy_gives(web, app, is_postgres
         finally:
             event.remove(db.engine, "before_cursor_execute", count)
         db.session.rollback()
+
+
+def test_a_driver_error_on_the_fast_path_is_sqlalchemy_s_and_the_session_goes_on(app, is_postgres, tenants):
+    """A statement PostgreSQL refuses raises SQLAlchemy's error (the driver's as `.orig`, as
+    `Connection.execute` raises it: core/locking.py reads lock timeouts from it); after the rollback
+    the session works again."""
+    if not is_postgres:
+        require("PostgreSQL", "le chemin direct de core/fastsql.py ne sert que PostgreSQL")
+    from sqlalchemy import bindparam, func, select
+    from sqlalchemy.exc import DBAPIError
+
+    divide = fastsql.Hot(select((bindparam("a") / bindparam("b")).label("q")))
+    with app.app_context(), tenant_scope(tenants["auray"]):
+        try:
+            assert fastsql.rows(divide, {"a": 6, "b": 3})[0].q == 2
+            with pytest.raises(DBAPIError) as refused:
+                fastsql.rows(divide, {"a": 1, "b": 0})
+            assert "division by zero" in str(refused.value.orig)
+            db.session.rollback()
+            now = fastsql.Hot(select(func.current_setting("app.tenant_id", True).label("tenant")))
+            assert fastsql.rows(now, {})[0].tenant == str(tenants["auray"])
+        finally:
+            db.session.remove()
