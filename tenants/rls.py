@@ -3,7 +3,10 @@
 Migration 0012_rls enables and forces row-level security on every table with a ``tenant_id``, with one
 policy, for reading and writing alike::
 
-    tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::integer
+    tenant_id = (SELECT NULLIF(current_setting('app.tenant_id', true), '')::integer)
+
+(a scalar subquery since 0013_rls_once: PostgreSQL reads the setting once per statement, an InitPlan,
+instead of once per row it scans)
 
 This module keeps that setting equal to the current commune (tenants/context.py):
 
@@ -45,7 +48,8 @@ log = logging.getLogger(__name__)
 SETTING = "app.tenant_id"
 POLICY = "tenant_isolation"
 # The policy's expression: '' (the setting once a transaction of this connection set it) is "none"
-CURRENT = f"NULLIF(current_setting('{SETTING}', true), '')::integer"
+# read once per statement (a scalar subquery is an InitPlan), not once per row: migration 0013_rls_once
+CURRENT = f"(SELECT NULLIF(current_setting('{SETTING}', true), '')::integer)"
 _SET = f"SELECT set_config('{SETTING}', %s, true)"
 _KEY = "portail_rls_tenant"      # connection.info: the commune this connection's transaction is set to
 _STALE = object()                # a savepoint rolled back: the setting may have gone back

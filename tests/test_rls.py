@@ -187,6 +187,17 @@ def test_a_transaction_begins_with_its_commune_and_commits_or_rolls_back_as_usua
 
 
 @pytest.mark.postgres
+def test_a_statement_reads_the_commune_once_not_once_per_row(pg, app, make_family, tenants):
+    """The policy's commune is an InitPlan (evaluated once per statement), not a function called on
+    every row the scan returns (0013_rls_once: a join of 16,700 reservations took 10 ms, then 4.7)."""
+    make_family("auray", children=[("Aurélien", "2018-01-01"), ("Aude", "2019-01-01")])
+    with app.app_context(), tenant_scope(tenants["auray"]), db.engine.connect() as conn:
+        plan = "\n".join(conn.execute(text("EXPLAIN (COSTS OFF) SELECT first_name FROM child")).scalars())
+    assert "InitPlan" in plan, plan
+    assert not any("current_setting" in line for line in plan.splitlines() if "Filter" in line), plan
+
+
+@pytest.mark.postgres
 def test_the_fast_path_runs_on_the_session_s_connection_under_the_setting(pg, app, tenants):
     from core.fastsql import Hot, rows
 
@@ -240,6 +251,7 @@ def test_the_table_s_policy_exists_and_keeps_other_communes_out(pg, app, tenants
         assert cmd == "ALL" and roles == ["public"], policy
         for expression in (qual, with_check):
             assert "tenant_id" in expression and "current_setting('app.tenant_id'" in expression, policy
+            assert "SELECT" in expression, f"{table} : la commune doit être lue une fois par requête : {expression}"
         # it works: as the application, Auray's setting refuses a row of Saint-Loubès and lets one of
         # Auray through the policy (its other NOT NULL columns then stop it: the savepoint undoes it)
         auray, loubes = tenants["auray"], tenants["saint-loubes"]
