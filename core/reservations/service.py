@@ -249,12 +249,13 @@ def expire_abandoned_carts(now: datetime | None = None) -> int:
     now = now or utcnow()
     carts = db.session.scalars(select(Cart).where(Cart.status == CART_OPEN, Cart.expires_at < now)).all()
     for cart in carts:
-        cancel_cart(cart, status=CART_EXPIRED)
+        expire_cart(cart)
     return len(carts)
 
 
 def expire_cart(cart: Cart) -> None:
-    """A démarche found past its time by its own family: its holds are released now, it is expired."""
+    """A démarche past its time (the periodic job, or its own family coming back to it): its holds
+    are released now, it is expired."""
     if cart.status == CART_OPEN:
         cancel_cart(cart, status=CART_EXPIRED)
 
