@@ -2,7 +2,10 @@
 
 Builds the bench's data in a PostgreSQL database of its own (dropped at the end), logs one parent in through Flask's test client, then times N
 plannings, N ticks and N empty authenticated answers (the floor) in this process, and counts
-the SQL statements of each.  With PROFILE_CPROFILE=planning|toggle it prints the cProfile top.
+the SQL statements of each, with the median and the minimum of batches of 50 (the least noisy
+figures).  With PROFILE_CPROFILE=planning|toggle it prints the cProfile top (PROFILE_CPU=1: CPU time,
+PROFILE_DUMP=file: the stats kept), PROFILE_RENDER=1 the CPU of render_template, PROFILE_SQL=1 each
+statement's time, PROFILE_OWNER=1 runs as the database's owner (no row-level security).
 
 Not part of `make bench` (which measures throughput against the baseline): a developer's lens
 on where the milliseconds of one request go.
@@ -55,7 +58,10 @@ def main() -> int:
         data = build(app)
         with app.app_context():
             db.engine.dispose()
-        app = create_app("production", SQLALCHEMY_DATABASE_URI=app_url)  # the portal's role, under row-level security
+        # the portal's role, under row-level security (PROFILE_OWNER=1: the owner, whom no policy stops:
+        # what row-level security costs PostgreSQL)
+        owner = bool(os.environ.get("PROFILE_OWNER"))
+        app = create_app("production", SQLALCHEMY_DATABASE_URI=url if owner else app_url, RLS_ROLE_CHECK=not owner)
         from core.models import ROLE_PARENT
         from tenants.web import role_required
 
@@ -112,6 +118,21 @@ def main() -> int:
             key = " ".join(statement.split())[:70]
             timings.setdefault(key, []).append(time.perf_counter() - conn.info.pop("t0", time.perf_counter()))
 
+        render_cpu = [0.0]
+        if os.environ.get("PROFILE_RENDER"):  # CPU spent in render_template (Jinja and what the template calls)
+            import flask.templating as ft
+
+            original = ft._render
+
+            def timed_render(*args, **kwargs):
+                t0 = time.process_time()
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    render_cpu[0] += time.process_time() - t0
+
+            ft._render = timed_render
+
         flip = [0]
 
         def tick():
@@ -145,22 +166,34 @@ def main() -> int:
             for _ in range(30):
                 fn()
             statements[0] = 0
+            render_cpu[0] = 0.0
             timings.clear()
             from bench.run import cpu_by_group
 
             pg = cpu_by_group({})["postgres"]
             wall, cpu = time.perf_counter(), time.process_time()
-            profiler = cProfile.Profile() if which and which == label else None
+            profiler = None
+            if which and which == label:  # PROFILE_CPU=1: the process's CPU time, not the wall clock
+                profiler = cProfile.Profile(time.process_time) if os.environ.get("PROFILE_CPU") else cProfile.Profile()
             if profiler:
                 profiler.enable()
-            for _ in range(N):
+            batches = []  # CPU per request of each batch of 50 (their minimum: the least noisy figure)
+            for i in range(N):
+                if i % 50 == 0:
+                    batch = time.process_time()
                 fn()
+                if i % 50 == 49:
+                    batches.append((time.process_time() - batch) / 50)
             if profiler:
                 profiler.disable()
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             pg = cpu_by_group({})["postgres"] - pg
             print(f"{label:<12} {1000 * wall / N:6.2f} ms wall  {1000 * cpu / N:6.2f} ms CPU  "
-                  f"{1000 * pg / N:5.2f} ms PostgreSQL  {statements[0] / N:5.1f} statements")
+                  f"{1000 * pg / N:5.2f} ms PostgreSQL  {statements[0] / N:5.1f} statements"
+                  + (f"  (batches of 50: min {1000 * min(batches):.2f}, median {1000 * sorted(batches)[len(batches) // 2]:.2f} ms CPU)"
+                     if batches else ""))
+            if os.environ.get("PROFILE_RENDER"):
+                print(f"    render_template: {1000 * render_cpu[0] / N:5.2f} ms CPU")
             if os.environ.get("PROFILE_SQL"):  # wall time of each statement (the driver's send and wait)
                 for key, times in sorted(timings.items(), key=lambda kv: -sum(kv[1])):
                     print(f"    {1000 * sum(times) / N:6.3f} ms/request  {len(times) / N:4.1f}×  {key}")

@@ -6,7 +6,7 @@ of its `IN (…)` lists into the driver's SQL (`SQLCompiler.construct_expanded_s
 placeholder per value, as SQLAlchemy renders it, so PostgreSQL plans it as it always did).  Each
 call then fills a dict of parameters and runs the text on the DBAPI cursor of the session's
 connection (`Connection.connection`, SQLAlchemy's documented door to the driver), rows as
-psycopg's named tuples (read by column name: `row.slot_id`, `row._fields`).  What
+named tuples (read by column name: `row.slot_id`, `row._fields`).  What
 `Connection.execute` and `exec_driver_sql` build around a statement each time — cache key,
 parameter processing, an execution context and the result's metadata from the cursor's description,
 ~70 µs a statement, a tenth of a tick — is skipped; psycopg already returns dates, timestamps and
@@ -24,10 +24,11 @@ column name, never by position: every statement labels its columns.
 
 from __future__ import annotations
 
+from collections import namedtuple
+from functools import partial
 from types import SimpleNamespace
 
 import psycopg
-from psycopg.rows import namedtuple_row
 from sqlalchemy.exc import DBAPIError
 
 from extensions import db
@@ -42,10 +43,10 @@ class Hot:
         self.stmt = stmt
         self._compiled = None
         self._expanding: dict[str, object] = {}  # compiled name of each IN (…) list: its bound value
-        self._shapes: dict[tuple[int, ...], tuple[str, dict, dict]] = {}
+        self._shapes: dict[tuple[int, ...], tuple] = {}
 
-    def _plan(self, dialect, params: dict) -> tuple[str, dict, dict]:
-        """(SQL text, {list name: its placeholders' names, in order}, default values) for these
+    def _plan(self, dialect, params: dict) -> tuple:
+        """(SQL text, {list name: its placeholders' names, in order}, default values, row factory) for these
         list lengths (a list given in the statement, e.g. `status.in_((…))`, keeps its values)."""
         if self._compiled is None:
             compiled = self.stmt.compile(dialect=dialect)
@@ -60,8 +61,27 @@ class Hot:
                          if name in params}
             given = set(params).union(*expansion.values())
             defaults = {k: v for k, v in state.parameters.items() if k not in given}
-            plan = self._shapes[shape] = (state.statement, expansion, defaults)
+            plan = self._shapes[shape] = (state.statement, expansion, defaults, _RowFactory())
         return plan
+
+
+class _RowFactory:
+    """psycopg's row factory for one statement text: its rows as named tuples, the class made from
+    the first result's columns and kept (the same text, the same columns), where psycopg's
+    `namedtuple_row` reads the cursor's description again for every execution."""
+
+    __slots__ = ("make",)
+
+    def __init__(self):
+        self.make = None
+
+    def __call__(self, cursor):
+        if self.make is None:
+            description = cursor.description
+            if description is None:  # no rows (a write without RETURNING): nothing to keep
+                return tuple
+            self.make = partial(tuple.__new__, namedtuple("Row", [column.name for column in description]))
+        return self.make
 
 
 def rows(hot: Hot, params: dict) -> list:
@@ -70,7 +90,7 @@ def rows(hot: Hot, params: dict) -> list:
     if conn.dialect.name != "postgresql":
         result = conn.execute(hot.stmt, params)
         return result.all() if result.returns_rows else []
-    sql, expansion, defaults = hot._plan(conn.dialect, params)
+    sql, expansion, defaults, row_factory = hot._plan(conn.dialect, params)
     args = {**defaults, **params}
     for name, placeholders in expansion.items():
         for placeholder, value in zip(placeholders, args.pop(name), strict=True):
@@ -78,7 +98,7 @@ def rows(hot: Hot, params: dict) -> list:
     dispatch = conn.dispatch
     context = SimpleNamespace(statement=sql, parameters=args)  # for a listener keeping state on it
     driver = conn.connection.driver_connection
-    with driver.cursor(row_factory=namedtuple_row) as cursor:
+    with driver.cursor(row_factory=row_factory) as cursor:
         for listener in dispatch.before_cursor_execute:
             listener(conn, cursor, sql, args, context, False)
         try:

@@ -15,7 +15,7 @@ This module keeps that setting equal to the current commune (tenants/context.py)
   transaction, so a pooled connection carries nothing to its next user.  It is an Engine "begin"
   event: the Session's transactions, the reservation core's fast path (core.fastsql runs on the
   session's connection) and the plain connections (waiting room, mail dispatch) alike.  It travels
-  with the transaction's BEGIN (``BEGIN; SELECT set_config(…)``, one round trip instead of two:
+  with the transaction's BEGIN (``BEGIN; SET LOCAL app.tenant_id = '<id>'``, one round trip instead of two:
   psycopg then finds the transaction begun and sends no BEGIN of its own);
 * when the commune changes inside a transaction already begun (a request reads its commune by slug,
   then sets it; ``tenant_scope`` in a loop over communes), on the session's connection at once.
@@ -51,6 +51,7 @@ POLICY = "tenant_isolation"
 # read once per statement (a scalar subquery is an InitPlan), not once per row: migration 0013_rls_once
 CURRENT = f"(SELECT NULLIF(current_setting('{SETTING}', true), '')::integer)"
 _SET = f"SELECT set_config('{SETTING}', %s, true)"
+_SET_LOCAL = f"SET LOCAL {SETTING} = "  # + the quoted id, with BEGIN: a utility statement, nothing to plan, no row back
 _KEY = "portail_rls_tenant"      # connection.info: the commune this connection's transaction is set to
 _STALE = object()                # a savepoint rolled back: the setting may have gone back
 
@@ -60,7 +61,8 @@ def _apply(conn, tenant_id) -> None:
     of the application's — the statement counts stay the application's own).
 
     A transaction not begun yet on the server begins with the setting in the same round trip
-    (`BEGIN; SELECT set_config(…)` through psycopg's libpq connection, `Connection.pgconn`): psycopg
+    (`BEGIN; SET LOCAL app.tenant_id = '<id>'` through psycopg's libpq connection, `Connection.pgconn`;
+    the id is an integer, written by `int()`): psycopg
     then sees a transaction in progress and sends no BEGIN of its own, and commits it as usual."""
     driver = conn.connection.driver_connection
     status = driver.info.transaction_status
@@ -69,12 +71,19 @@ def _apply(conn, tenant_id) -> None:
         return
     value = "" if tenant_id is None else str(int(tenant_id))
     if status == 0 and not driver.autocommit:  # IDLE: psycopg's BEGIN would have come first, on its own
-        result = driver.pgconn.exec_(f"{_begin(driver)}; {_SET % repr(value)}".encode())
-        if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
+        how = (driver.isolation_level, driver.read_only, driver.deferrable)
+        prefix = _begins.get(how)
+        if prefix is None:
+            prefix = _begins[how] = f"{_begin(driver)}; {_SET_LOCAL}".encode()
+        result = driver.pgconn.exec_(prefix + f"'{value}'".encode())
+        if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
             raise psycopg.OperationalError(driver.pgconn.get_error_message().decode(errors="replace"))
     else:
         driver.execute(_SET, (value,))
     conn.info[_KEY] = tenant_id
+
+
+_begins: dict[tuple, bytes] = {}  # (isolation level, read only, deferrable) -> BEGIN; SET LOCAL … (without the id)
 
 
 def _begin(driver) -> str:

@@ -140,6 +140,7 @@ def _remember_template_translations(app: Flask) -> None:
     """
     from flask_babel import get_translations
     from jinja2 import pass_context
+    from markupsafe import Markup
 
     translated: dict[tuple[str, str], str] = {}
 
@@ -176,3 +177,26 @@ def _remember_template_translations(app: Flask) -> None:
         pgettext=lambda c, s: get_translations().upgettext(c, s),
         npgettext=lambda c, s, p, n: get_translations().unpgettext(c, s, p, n),
     )
+
+    said: dict[tuple, str] = {}
+
+    @pass_context
+    def underscore(context, message, **variables):
+        """`_()` itself: what jinja2's newstyle `_` gives (the translation, Markup when the template
+        escapes, always a format string: "%%" is "%"), in one call where jinja2 makes three through the
+        context (its alias, its newstyle wrapper, then `gettext`); without variables, remembered."""
+        escaping = context.eval_ctx.autoescape
+        locale = context.get("current_locale")
+        if variables or locale is None:
+            value = gettext(context, message)
+            return (Markup(value) if escaping else value) % variables
+        key = (locale, message, escaping)
+        value = said.get(key)
+        if value is None:
+            if len(said) >= TRANSLATED_MAX:
+                said.clear()
+            value = translated_value = gettext(context, message)
+            value = said[key] = (Markup(translated_value) if escaping else translated_value) % {}
+        return value
+
+    app.jinja_env.globals["_"] = underscore

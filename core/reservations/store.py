@@ -173,6 +173,9 @@ class _Reader:
         self.cls, self.prefix = cls, prefix
         self.names = tuple(names or (f.name for f in fields(cls)))
         self.labels = tuple(prefix + n for n in self.names)
+        # the fields' own order (the rest defaulted): each column found by its label, passed by position
+        self.positional = len(self.names) > 1 and self.names == tuple(f.name for f in fields(cls))[:len(self.names)]
+        self._readers: dict[tuple, object] = {}  # per result shape (its columns' labels): a statement has one
 
     def columns(self, table, **extra):
         """The table's columns for these fields (or `extra[name]`), labelled."""
@@ -181,11 +184,21 @@ class _Reader:
 
     def on(self, keys: tuple):
         """A function building `cls` from a row of a result whose columns are `keys` (each field's
-        column found by its label once per result, not per row), or None when the row has none
-        (an outer join: the first field, the id, is NULL)."""
+        column found by its label once per shape of result, not per row), or None when the row has
+        none (an outer join: the first field, the id, is NULL)."""
+        read = self._readers.get(keys)
+        if read is None:
+            read = self._readers[keys] = self._reader(keys)
+        return read
+
+    def _reader(self, keys: tuple):
         get = itemgetter(*(keys.index(label) for label in self.labels))
         first = keys.index(self.labels[0])
         cls, names = self.cls, self.names
+        if self.positional:
+            def read(row):
+                return None if row[first] is None else cls(*get(row))
+            return read
 
         def read(row):
             return None if row[first] is None else cls(**dict(zip(names, get(row), strict=True)))
