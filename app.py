@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from flask import Flask
+from flask_limiter import Limiter
 
 from config import get_config
 from extensions import babel, csrf, db, limiter, login_manager, migrate
@@ -35,6 +36,7 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
                    default_translation_directories=str(Path(__file__).resolve().parent / "translations"))
     app.config["RATELIMIT_STORAGE_URI"] = app.config.get("RATELIMIT_STORAGE_URI", "memory://")
     limiter.init_app(app)
+    _limits_on_views_only(app)
     login_manager.init_app(app)
 
     # Models must be imported before anything maps or migrates.
@@ -101,6 +103,20 @@ def _allow_test_email_domain() -> None:
 
     if "test" in email_validator.SPECIAL_USE_DOMAIN_NAMES:
         email_validator.SPECIAL_USE_DOMAIN_NAMES.remove("test")
+
+
+def _limits_on_views_only(app: Flask) -> None:
+    """Every rate limit of the portal is on its view (`@limiter.limit`: logins, codes, the calendar
+    feed), and Flask-Limiter checks those in the decorator's own wrapper.  Its check before every
+    request only serves default, application and blueprint limits, and the portal has none: it would
+    find nothing to count on every page and every tick (~40 µs each), so it is taken off.  Should such
+    a limit ever be configured, the check stays."""
+    manager = limiter.limit_manager
+    if manager.default_limits or manager.application_limits or app.config.get("RATELIMIT_DEFAULT") \
+            or app.config.get("RATELIMIT_APPLICATION"):
+        return
+    hooks = app.before_request_funcs.get(None, [])
+    hooks[:] = [hook for hook in hooks if getattr(hook, "__func__", None) is not Limiter._check_request_limit]
 
 
 def _init_login(app: Flask) -> None:
