@@ -12,6 +12,8 @@ def is_htmx() -> bool:
 def init_app(app: Flask) -> None:
     @app.after_request
     def vary(response):
-        response.vary.add("Cookie")
-        response.vary.add("HX-Request")
+        if "Vary" not in response.headers:  # the usual case: written at once, not parsed and rewritten twice
+            response.headers["Vary"] = "Cookie, HX-Request"
+        else:
+            response.vary.update(("Cookie", "HX-Request"))
         return response
