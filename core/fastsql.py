@@ -33,6 +33,8 @@ from sqlalchemy.exc import DBAPIError
 
 from extensions import db
 
+_TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
+
 
 class Hot:
     """A module-level statement run by `rows` (never one built per call: its text is remembered)."""
@@ -103,7 +105,10 @@ def rows(hot: Hot, params: dict) -> list:
             listener(conn, cursor, sql, args, context, False)
         try:
             cursor.execute(sql, args)
-            found = cursor.fetchall() if cursor.description is not None else []
+            # rows only where the statement returned some (not `cursor.description`: it builds a Column
+            # object per column on every read, 59 for a tick's lock)
+            result = cursor.pgresult
+            found = cursor.fetchall() if result is not None and result.status == _TUPLES_OK else []
         except psycopg.Error as err:
             if driver.broken or driver.closed:
                 conn.invalidate(err)
