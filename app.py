@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from pathlib import Path
 
 from flask import Flask
@@ -15,9 +16,30 @@ from web import htmx, templating, transaction
 from web.request import PortailRequest
 
 
+class Portail(Flask):
+    """Flask, remembering which functions are synchronous: Flask asks it of every hook, view and
+    teardown of every request (`inspect.iscoroutinefunction`, ~20 times a request); the portal has
+    no coroutine, and a function does not change kind.  The memo is bounded: a function made for one
+    request (`after_this_request`) does not stay."""
+
+    _SYNC_KEPT = 2048
+
+    def ensure_sync(self, func):
+        known = self._sync.get(func)
+        if known is None:
+            if len(self._sync) >= self._SYNC_KEPT:
+                self._sync.clear()
+            known = self._sync[func] = super().ensure_sync(func)
+        return known
+
+    @cached_property
+    def _sync(self) -> dict:
+        return {}
+
+
 def create_app(config_name: str | None = None, **overrides) -> Flask:
     config = get_config(config_name)
-    app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent / "instance"))
+    app = Portail(__name__, instance_path=str(Path(__file__).resolve().parent / "instance"))
     app.request_class = PortailRequest
     app.config.from_object(config)
     app.config.update(overrides)

@@ -55,6 +55,10 @@ def main() -> int:
     try:
         with app.app_context():
             upgrade(directory=str(ROOT / "migrations"))
+            if os.environ.get("PROFILE_DOWNGRADE"):  # e.g. 0012_rls: the schema as it was at that revision
+                from flask_migrate import downgrade
+
+                downgrade(directory=str(ROOT / "migrations"), revision=os.environ["PROFILE_DOWNGRADE"])
         data = build(app)
         with app.app_context():
             db.engine.dispose()

@@ -136,7 +136,7 @@ def _remember_template_translations(app: Flask) -> None:
     loaded once per process (flask_babel keeps them), so each (language, message) is looked up once
     and remembered.  The language is the page's `current_locale` (the context processor below, run
     by render_template); where a template has no such variable (macros imported without context),
-    the usual lookup is used.
+    flask_babel's locale of the request.
     """
     from flask_babel import get_translations
     from jinja2 import pass_context
@@ -144,9 +144,18 @@ def _remember_template_translations(app: Flask) -> None:
 
     translated: dict[tuple[str, str], str] = {}
 
+    def locale_of(context):
+        """The page's language: its `current_locale`, or (a macro imported without the page's context)
+        flask_babel's locale of the request, kept on the request by flask_babel; None outside one."""
+        locale = context.get("current_locale")
+        if locale is None:
+            found = get_locale()
+            locale = str(found) if found is not None else None
+        return locale
+
     @pass_context
     def gettext(context, message):
-        locale = context.get("current_locale")
+        locale = locale_of(context)
         if locale is None:
             return get_translations().ugettext(message)
         key = (locale, message)
@@ -159,7 +168,7 @@ def _remember_template_translations(app: Flask) -> None:
 
     @pass_context
     def ngettext(context, singular, plural, num):
-        locale = context.get("current_locale")
+        locale = locale_of(context)
         if locale is None or not isinstance(num, int):
             return get_translations().ungettext(singular, plural, num)
         key = (locale, singular, plural, num)
@@ -186,7 +195,7 @@ def _remember_template_translations(app: Flask) -> None:
         escapes, always a format string: "%%" is "%"), in one call where jinja2 makes three through the
         context (its alias, its newstyle wrapper, then `gettext`); without variables, remembered."""
         escaping = context.eval_ctx.autoescape
-        locale = context.get("current_locale")
+        locale = locale_of(context)
         if variables or locale is None:
             value = gettext(context, message)
             return (Markup(value) if escaping else value) % variables
