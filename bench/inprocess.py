@@ -5,7 +5,9 @@ plannings, N ticks and N empty authenticated answers (the floor) in this process
 the SQL statements of each, with the median and the minimum of batches of 50 (the least noisy
 figures).  With PROFILE_CPROFILE=planning|toggle it prints the cProfile top (PROFILE_CPU=1: CPU time,
 PROFILE_DUMP=file: the stats kept), PROFILE_RENDER=1 the CPU of render_template, PROFILE_SQL=1 each
-statement's time, PROFILE_OWNER=1 runs as the database's owner (no row-level security).
+statement's time, PROFILE_OWNER=1 runs as the database's owner (no row-level security),
+PROFILE_DOWNGRADE=<revision> takes the schema back to that migration first (e.g. 0012_rls: the
+policies as they were before 0013_rls_once).
 
 Not part of `make bench` (which measures throughput against the baseline): a developer's lens
 on where the milliseconds of one request go.

@@ -91,3 +91,23 @@ def test_template_translations_follow_the_language_of_each_render(app):
         with force_locale("en"):
             assert render_template_string(page) == "Skip to content"
         assert render_template_string(page) == "Aller au contenu"
+
+
+def test_templates_say_it_in_the_visitor_s_language_in_macros_too(app):
+    """`_()` in a page and in a macro imported without the page's context (the grid's cells): the
+    visitor's language, variables escaped, "%%" written "%" (jinja2's newstyle gettext), each time
+    the same (the translations are remembered per language)."""
+    from flask import render_template_string
+
+    page = ('{% from "reservations/_cells.html" import places %}'
+            '{{ _("Complet") }}|{{ _("Places : %(num)d", num=3) }}|{{ _("%(x)s à 100%%", x="<b>") }}|'
+            '{{ places(none, {"id": 7}, 0) }}|{{ places(none, {"id": 8}, 2) }}')
+    said = {}
+    for lang in ("fr", "en", "fr", "en"):
+        with app.test_request_context("/auray/", headers={"Cookie": f"lang={lang}"}):
+            app.preprocess_request()
+            said.setdefault(lang, []).append(render_template_string(page))
+    assert said["fr"][0] == said["fr"][1] and said["en"][0] == said["en"][1]
+    fr, en = said["fr"][0], said["en"][0]
+    assert fr.startswith("Complet|Places : 3|&lt;b&gt; à 100%|") and ">Complet<" in fr and "Places : 2" in fr
+    assert en.startswith("Full|Places: 3|") and ">Full<" in en and "Places: 2" in en and "Complet" not in en
