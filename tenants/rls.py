@@ -11,14 +11,15 @@ instead of once per row it scans)
 This module keeps that setting equal to the current commune (tenants/context.py):
 
 * at the start of every transaction begun inside a commune's scope — a request, an RQ job, a CLI
-  command — ``SELECT set_config('app.tenant_id', <id>, true)``, i.e. ``SET LOCAL``: it ends with the
-  transaction, so a pooled connection carries nothing to its next user.  It is an Engine "begin"
+  command — ``SET LOCAL app.tenant_id = '<id>'``: it ends with the transaction, so a pooled
+  connection carries nothing to its next user.  It is an Engine "begin"
   event: the Session's transactions, the reservation core's fast path (core.fastsql runs on the
   session's connection) and the plain connections (waiting room, mail dispatch) alike.  It travels
   with the transaction's BEGIN (``BEGIN; SET LOCAL app.tenant_id = '<id>'``, one round trip instead of two:
   psycopg then finds the transaction begun and sends no BEGIN of its own);
 * when the commune changes inside a transaction already begun (a request reads its commune by slug,
-  then sets it; ``tenant_scope`` in a loop over communes), on the session's connection at once.
+  then sets it; ``tenant_scope`` in a loop over communes), on the session's connection at once
+  (``SELECT set_config('app.tenant_id', <id>, true)``, the same as ``SET LOCAL``, with a parameter).
 
 Outside every commune nothing is set: a tenant table shows no row and refuses every write (fail
 closed).  Code that works across communes loops over them in ``tenant_scope``.  The one opt-out is
