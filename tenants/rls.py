@@ -72,11 +72,7 @@ def _apply(conn, tenant_id) -> None:
         return
     value = "" if tenant_id is None else str(int(tenant_id))
     if status == 0 and not driver.autocommit:  # IDLE: psycopg's BEGIN would have come first, on its own
-        how = (driver.isolation_level, driver.read_only, driver.deferrable)
-        prefix = _begins.get(how)
-        if prefix is None:
-            prefix = _begins[how] = f"{_begin(driver)}; {_SET_LOCAL}".encode()
-        result = driver.pgconn.exec_(prefix + f"'{value}'".encode())
+        result = driver.pgconn.exec_(_begin(driver) + f"'{value}'".encode())
         if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
             raise psycopg.OperationalError(driver.pgconn.get_error_message().decode(errors="replace"))
     else:
@@ -84,11 +80,20 @@ def _apply(conn, tenant_id) -> None:
     conn.info[_KEY] = tenant_id
 
 
-_begins: dict[tuple, bytes] = {}  # (isolation level, read only, deferrable) -> BEGIN; SET LOCAL … (without the id)
+_begins: dict[tuple, bytes] = {}  # (isolation level, read only, deferrable) -> its BEGIN; SET LOCAL …
 
 
-def _begin(driver) -> str:
-    """The BEGIN psycopg would send for this connection (its isolation level, read only, deferrable)."""
+def _begin(driver) -> bytes:
+    """The BEGIN psycopg would send for this connection (its isolation level, read only, deferrable),
+    followed by `SET LOCAL app.tenant_id = ` (the quoted id to add); kept per kind of transaction."""
+    how = (driver.isolation_level, driver.read_only, driver.deferrable)
+    text = _begins.get(how)
+    if text is None:
+        text = _begins[how] = f"{_begin_text(driver)}; {_SET_LOCAL}".encode()
+    return text
+
+
+def _begin_text(driver) -> str:
     parts = ["BEGIN"]
     if driver.isolation_level is not None:
         parts.append("ISOLATION LEVEL " + psycopg.IsolationLevel(driver.isolation_level).name.replace("_", " "))

@@ -142,7 +142,15 @@ def _remember_template_translations(app: Flask) -> None:
     from jinja2 import pass_context
     from markupsafe import Markup
 
-    translated: dict[tuple[str, str], str] = {}
+    remembered: dict[tuple, str] = {}
+
+    def remember(key: tuple, compute):
+        value = remembered.get(key)
+        if value is None:
+            if len(remembered) >= TRANSLATED_MAX:  # messages are literals: never reached in practice
+                remembered.clear()
+            value = remembered[key] = compute()
+        return value
 
     def locale_of(context):
         """The page's language: its `current_locale`, or (a macro imported without the page's context)
@@ -153,31 +161,21 @@ def _remember_template_translations(app: Flask) -> None:
             locale = str(found) if found is not None else None
         return locale
 
-    @pass_context
-    def gettext(context, message):
-        locale = locale_of(context)
+    def translate(locale, message: str) -> str:
         if locale is None:
             return get_translations().ugettext(message)
-        key = (locale, message)
-        value = translated.get(key)
-        if value is None:
-            if len(translated) >= TRANSLATED_MAX:  # messages are literals: never reached in practice
-                translated.clear()
-            value = translated[key] = get_translations().ugettext(message)
-        return value
+        return remember((locale, message), lambda: get_translations().ugettext(message))
+
+    @pass_context
+    def gettext(context, message):
+        return translate(locale_of(context), message)
 
     @pass_context
     def ngettext(context, singular, plural, num):
         locale = locale_of(context)
         if locale is None or not isinstance(num, int):
             return get_translations().ungettext(singular, plural, num)
-        key = (locale, singular, plural, num)
-        value = translated.get(key)
-        if value is None:
-            if len(translated) >= TRANSLATED_MAX:
-                translated.clear()
-            value = translated[key] = get_translations().ungettext(singular, plural, num)
-        return value
+        return remember((locale, singular, plural, num), lambda: get_translations().ungettext(singular, plural, num))
 
     app.jinja_env.install_gettext_callables(
         gettext=gettext,
@@ -187,8 +185,6 @@ def _remember_template_translations(app: Flask) -> None:
         npgettext=lambda c, s, p, n: get_translations().unpgettext(c, s, p, n),
     )
 
-    said: dict[tuple, str] = {}
-
     @pass_context
     def underscore(context, message, **variables):
         """`_()` itself: what jinja2's newstyle `_` gives (the translation, Markup when the template
@@ -196,16 +192,12 @@ def _remember_template_translations(app: Flask) -> None:
         context (its alias, its newstyle wrapper, then `gettext`); without variables, remembered."""
         escaping = context.eval_ctx.autoescape
         locale = locale_of(context)
+
+        def said(**values):
+            value = translate(locale, message)
+            return (Markup(value) if escaping else value) % values
         if variables or locale is None:
-            value = gettext(context, message)
-            return (Markup(value) if escaping else value) % variables
-        key = (locale, message, escaping)
-        value = said.get(key)
-        if value is None:
-            if len(said) >= TRANSLATED_MAX:
-                said.clear()
-            value = translated_value = gettext(context, message)
-            value = said[key] = (Markup(translated_value) if escaping else translated_value) % {}
-        return value
+            return said(**variables)
+        return remember((locale, message, escaping), said)
 
     app.jinja_env.globals["_"] = underscore
