@@ -122,10 +122,11 @@ def login_required_here(view):
 
     @wraps(view)
     def wrapped(*args, **kwargs):
-        if not current_user.is_authenticated:
+        user = current_user._get_current_object()  # the proxy looked through once
+        if not user.is_authenticated:
             return redirect(url_for("auth.login", next=request.full_path))
         tenant = current_tenant()
-        if getattr(current_user, "tenant_id", None) != tenant.id:
+        if getattr(user, "tenant_id", None) != tenant.id:
             abort(404)
         return view(*args, **kwargs)
 

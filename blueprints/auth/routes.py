@@ -42,14 +42,15 @@ def _policy() -> dict:
 @bp.before_app_request
 def first_login_gate():
     """Pre-created accounts must change their password, then accept the CGU."""
-    if not current_user.is_authenticated or request.endpoint in GATE_EXEMPT:
+    user = current_user._get_current_object()  # the proxy looked through once
+    if not user.is_authenticated or request.endpoint in GATE_EXEMPT:
         return None
     tenant = getattr(g, "tenant", None)
-    if tenant is None or getattr(current_user, "tenant_id", None) != tenant.id:
+    if tenant is None or getattr(user, "tenant_id", None) != tenant.id:
         return None
-    if current_user.must_change_password:
+    if user.must_change_password:
         return redirect(url_for("auth.change_password"))
-    if tenant.setting("accounts", "require_cgu") and current_user.cgu_accepted_at is None:
+    if tenant.setting("accounts", "require_cgu") and user.cgu_accepted_at is None:
         return redirect(url_for("auth.accept_cgu"))
     return None
 

@@ -891,8 +891,12 @@ class Writes:
 def forget(model, ids) -> None:
     """ORM copies of rows just written with Core statements (a caller may hold some) read them again."""
     session = db.session()
+    identity_map = session.identity_map
+    if not identity_map:
+        return
+    mapper = sa_inspect(model)
     for ident in ids:
-        obj = session.identity_map.get(session.identity_key(model, ident))
+        obj = identity_map.get(mapper.identity_key_from_primary_key((ident,)))
         if obj is not None and obj not in session.dirty:
             session.expire(obj)
 
