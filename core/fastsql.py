@@ -29,23 +29,39 @@ from functools import partial
 from types import SimpleNamespace
 
 import psycopg
+from psycopg.adapt import Transformer
+from sqlalchemy.dialects.postgresql import psycopg as _pg
 from sqlalchemy.exc import DBAPIError
 
 from extensions import db
+from tenants import rls
 
 _TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
+_NUMERIC = _pg.dialect(paramstyle="numeric_dollar")
+_names = iter(range(1, 1 << 62))
 
 
 class Hot:
     """A module-level statement run by `rows` (never one built per call: its text is remembered)."""
 
-    __slots__ = ("stmt", "_compiled", "_expanding", "_shapes")
+    __slots__ = ("stmt", "_compiled", "_expanding", "_shapes", "_prepared")
 
     def __init__(self, stmt):
         self.stmt = stmt
         self._compiled = None
         self._expanding: dict[str, object] = {}  # compiled name of each IN (…) list: its bound value
         self._shapes: dict[tuple[int, ...], tuple] = {}
+        self._prepared = None  # (name, PREPARE text, its parameters' names in order, the statement's text)
+
+    def _server_side(self) -> tuple:
+        """This statement as a server-side prepared statement of its own (`$1`, `$2`… placeholders,
+        SQLAlchemy's numeric_dollar paramstyle), named once per process."""
+        if self._prepared is None:
+            compiled = self.stmt.compile(dialect=_NUMERIC)
+            name = f"portail_{next(_names)}".encode()
+            self._prepared = (name, b"PREPARE " + name + b" AS " + compiled.string.encode(),
+                              tuple(compiled.positiontup), compiled.string)
+        return self._prepared
 
     def _plan(self, dialect, params: dict) -> tuple:
         """(SQL text, {list name: its placeholders' names, in order}, default values, row factory) for these
@@ -117,3 +133,43 @@ def rows(hot: Hot, params: dict) -> list:
         for listener in dispatch.after_cursor_execute:
             listener(conn, cursor, sql, args, context, False)
     return found
+
+
+def rows_with_begin(hot: Hot, params: dict[str, int]) -> list:
+    """`rows`, sent in the round trip of the transaction's BEGIN when the session's transaction has not
+    begun on the server yet (a request's first statement: the logged-in user), as a server-side
+    prepared statement (`PREPARE` once per connection, then `EXECUTE`; tenants/rls.py); otherwise, and
+    on SQLite, `rows` itself.  Integer parameters only: they are written in the text by `int()`."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return rows(hot, params)
+    name, prepare, order, sql = hot._server_side()
+    args = {key: int(params[key]) for key in order}
+    first = rls.WithBegin(name, prepare, b"EXECUTE " + name + b"(" + ", ".join(str(args[key]) for key in order).encode()
+                          + b")")
+    with rls.sent_with_begin(first):
+        conn = db.session.connection()
+    if first.result is None:  # the transaction had begun: as any other statement
+        return rows(hot, params)
+    dispatch = conn.dispatch  # the engine's listeners are told about it (the statement counts)
+    context = SimpleNamespace(statement=sql, parameters=args)
+    for listener in dispatch.before_cursor_execute:
+        listener(conn, None, sql, args, context, False)
+    result = first.result
+    loader = Transformer(conn.connection.driver_connection)
+    loader.set_pgresult(result)
+    make = _row_class(hot, result)
+    found = loader.load_rows(0, result.ntuples, make)
+    for listener in dispatch.after_cursor_execute:
+        listener(conn, None, sql, args, context, False)
+    return found
+
+
+_classes: dict[tuple, object] = {}
+
+
+def _row_class(hot: Hot, result) -> object:
+    names = tuple(result.fname(i).decode() for i in range(result.nfields))
+    make = _classes.get(names)
+    if make is None:
+        make = _classes[names] = partial(tuple.__new__, namedtuple("Row", names))
+    return make

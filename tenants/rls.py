@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import psycopg
 from flask import current_app, has_app_context
@@ -72,12 +73,71 @@ def _apply(conn, tenant_id) -> None:
         return
     value = "" if tenant_id is None else str(int(tenant_id))
     if status == 0 and not driver.autocommit:  # IDLE: psycopg's BEGIN would have come first, on its own
-        result = driver.pgconn.exec_(_begin(driver) + f"'{value}'".encode())
-        if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
-            raise psycopg.OperationalError(driver.pgconn.get_error_message().decode(errors="replace"))
+        begin = _begin(driver) + f"'{value}'".encode()
+        first = _with_begin.get()
+        if first is not None and tenant_id is not None:
+            _begin_with(conn, driver, begin, first)
+        else:
+            result = driver.pgconn.exec_(begin)
+            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                raise psycopg.OperationalError(driver.pgconn.get_error_message().decode(errors="replace"))
     else:
         driver.execute(_SET, (value,))
     conn.info[_KEY] = tenant_id
+
+
+class WithBegin:
+    """A statement sent in the round trip of the transaction's BEGIN (`core.fastsql.rows_with_begin`): the
+    name of its server-side prepared statement, its `PREPARE` and `EXECUTE` texts (integers written by
+    `int()`); `result` receives its libpq result."""
+
+    __slots__ = ("name", "prepare", "execute", "result")
+
+    def __init__(self, name: bytes, prepare: bytes, execute: bytes):
+        self.name, self.prepare, self.execute, self.result = name, prepare, execute, None
+
+
+_with_begin: ContextVar[WithBegin | None] = ContextVar("portail_with_begin", default=None)
+_PREPARED = "portail_prepared"  # the DBAPI connection's info: names of our statements prepared on it
+_GONE, _THERE = b"26000", b"42P05"  # invalid_sql_statement_name, duplicate_prepared_statement
+
+
+@contextmanager
+def sent_with_begin(first: WithBegin):
+    """Inside: a transaction begun on a connection that is idle sends `first` in its BEGIN's round trip
+    (one round trip instead of two); its result lands in `first.result` (None: the transaction had begun)."""
+    token = _with_begin.set(first)
+    try:
+        yield first
+    finally:
+        _with_begin.reset(token)
+
+
+def _begin_with(conn, driver, begin: bytes, first: WithBegin) -> None:
+    """`BEGIN; SET LOCAL …; [PREPARE name AS …;] EXECUTE name(…)` in one message.  The prepared statement
+    is the connection's (kept across transactions); a ROLLBACK makes psycopg deallocate every prepared
+    statement, so one found gone (or found there when we thought it gone) is rolled back and sent again."""
+    prepared = conn.info.setdefault(_PREPARED, set())  # the DBAPI connection's, across its checkouts
+    for attempt in (1, 2):
+        known = first.name in prepared
+        result = driver.pgconn.exec_(begin + b"; " + (b"" if known else first.prepare + b"; ") + first.execute)
+        if result.status == psycopg.pq.ExecStatus.TUPLES_OK:
+            prepared.add(first.name)
+            first.result = result
+            return
+        state = result.error_field(psycopg.pq.DiagnosticField.SQLSTATE)
+        if attempt == 1 and state in (_GONE, _THERE):
+            driver.pgconn.exec_(b"ROLLBACK")
+            (prepared.discard if state == _GONE else prepared.add)(first.name)
+            continue
+        raise psycopg.OperationalError(driver.pgconn.get_error_message().decode(errors="replace"))
+
+
+@event.listens_for(Engine, "rollback")
+def _on_rollback(conn) -> None:
+    """psycopg deallocates every prepared statement of a connection it rolls back: ours are sent again."""
+    if conn.dialect.name == "postgresql":
+        conn.info.pop(_PREPARED, None)
 
 
 _begins: dict[tuple, bytes] = {}  # (isolation level, read only, deferrable) -> its BEGIN; SET LOCAL …

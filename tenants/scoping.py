@@ -140,7 +140,7 @@ def get_scoped_row(session: Session, model, ident):
                                                             table.c.tenant_id == bindparam("tid")))
             plan = _by_id[model] = (stmt, keys)
         stmt, keys = plan
-        found = fastsql.rows(stmt, {"ident": ident, "tid": tid})
+        found = fastsql.rows_with_begin(stmt, {"ident": ident, "tid": tid})
         if not found:
             return None
         row = dict(zip(found[0]._fields, found[0], strict=True))

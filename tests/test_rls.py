@@ -209,6 +209,58 @@ def test_the_fast_path_runs_on_the_session_s_connection_under_the_setting(pg, ap
             db.session.remove()
 
 
+@pytest.mark.postgres
+def test_the_logged_in_user_travels_with_the_begin_and_survives_a_lost_prepared_statement(pg, app, make_family,
+                                                                                           tenants):
+    """A request's first statement (the logged-in user) goes in the BEGIN's round trip, as a prepared
+    statement of the connection: the same user, under the commune's setting, told to the engine's
+    listeners; a statement the server no longer has (psycopg deallocates all of them on a ROLLBACK), or
+    one it still has when we thought it gone, is sent again — the user is found all the same; another
+    commune's user is not."""
+    from core.models import User
+    from tenants import rls
+    from tenants.scoping import get_scoped_row
+
+    fam = make_family("auray", children=[("Aurélien", "2018-01-01")])
+    other = make_family("saint-loubes", children=[("Loubésien", "2018-01-01")])
+    uid, foreign = fam["user_id"], other["user_id"]
+    seen, lose, infos = [], [None], []
+
+    def count(_conn, _cursor, statement, *_a):
+        seen.append(statement)
+
+    def checkout(dbapi_connection, record, _proxy):  # the connection the next transaction will use, idle
+        infos.append(record.info)
+        if lose[0] == "DEALLOCATE ALL":  # the server lost it, the connection's list still has it
+            assert record.info.get(rls._PREPARED)
+            dbapi_connection.pgconn.exec_(b"DEALLOCATE ALL")
+        elif lose[0] == "forget":  # the server has it, the list lost it
+            record.info.pop(rls._PREPARED, None)
+
+    with app.app_context(), tenant_scope(tenants["auray"]):
+        event.listen(db.engine, "before_cursor_execute", count)
+        event.listen(db.engine, "checkout", checkout)
+        try:
+            for lose[0] in (None, None, "DEALLOCATE ALL", "forget"):
+                db.session.remove()
+                before = len(seen)
+                user = get_scoped_row(db.session, User, uid)
+                assert user is not None and user.email == fam["email"], lose
+                assert len(seen) == before + 1 and "FROM user_account" in seen[-1], lose  # one statement, told
+                assert infos[-1].get(rls._PREPARED), lose  # it went with the BEGIN, prepared on the connection
+                assert db.session.scalar(text("SELECT current_setting('app.tenant_id', true)")) == \
+                    str(tenants["auray"]), lose
+                assert db.session.scalar(text("SELECT count(*) FROM child")) == 1, lose  # the commune's only
+                db.session.commit()
+            lose[0] = None
+            db.session.remove()
+            assert get_scoped_row(db.session, User, foreign) is None  # Saint-Loubès's: not here
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+            event.remove(db.engine, "checkout", checkout)
+            db.session.remove()
+
+
 # ---------------------------------------------------------------------------- every table
 
 def test_every_commune_table_is_listed_by_the_migration():
