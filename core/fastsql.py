@@ -157,17 +157,17 @@ def rows_with_begin(hot: Hot, params: dict[str, int]) -> list:
     result = first.result
     loader = Transformer(conn.connection.driver_connection)
     loader.set_pgresult(result)
-    make = _row_class(hot, result)
+    make = _row_class(result)
     found = loader.load_rows(0, result.ntuples, make)
     for listener in dispatch.after_cursor_execute:
         listener(conn, None, sql, args, context, False)
     return found
 
 
-_classes: dict[tuple, object] = {}
+_classes: dict[tuple, object] = {}  # column names -> their named tuple's maker
 
 
-def _row_class(hot: Hot, result) -> object:
+def _row_class(result) -> object:
     names = tuple(result.fname(i).decode() for i in range(result.nfields))
     make = _classes.get(names)
     if make is None:
