@@ -16,7 +16,10 @@ This module keeps that setting equal to the current commune (tenants/context.py)
   event: the Session's transactions, the reservation core's fast path (core.fastsql runs on the
   session's connection) and the plain connections (waiting room, mail dispatch) alike.  It travels
   with the transaction's BEGIN (``BEGIN; SET LOCAL app.tenant_id = '<id>'``, one round trip instead of two:
-  psycopg then finds the transaction begun and sends no BEGIN of its own);
+  psycopg then finds the transaction begun and sends no BEGIN of its own). A request's first statement
+  (the logged-in user, ``core.fastsql.rows_with_begin``) can travel in that round trip as well:
+  ``EXECUTE`` of a statement prepared on the connection (``PREPARE`` sent with it the first time, and
+  again after a ROLLBACK, on which psycopg deallocates every prepared statement);
 * when the commune changes inside a transaction already begun (a request reads its commune by slug,
   then sets it; ``tenant_scope`` in a loop over communes), on the session's connection at once
   (``SELECT set_config('app.tenant_id', <id>, true)``, the same as ``SET LOCAL``, with a parameter).

@@ -125,7 +125,8 @@ _by_id: dict = {}
 def get_scoped_row(session: Session, model, ident):
     """`get_scoped` through one Core statement that names the commune, the instance built from its
     row and added to the session as if a query had loaded it: the same object, a third of the cost
-    (Flask-Login's user, read on every request)."""
+    (Flask-Login's user, read on every request: on PostgreSQL the request's first statement, sent in
+    the round trip of its transaction's BEGIN, `fastsql.rows_with_begin`)."""
     key = _scoped_key(model, ident, "get_scoped_row")
     if key is None:
         return None
