@@ -98,8 +98,24 @@ class _RowFactory:
             description = cursor.description
             if description is None:  # no rows (a write without RETURNING): nothing to keep
                 return tuple
-            self.make = partial(tuple.__new__, namedtuple("Row", [column.name for column in description]))
+            self.make = _maker(tuple(column.name for column in description))
         return self.make
+
+
+_makers: dict[tuple, object] = {}  # column names -> the maker of their named tuple
+
+
+def _maker(names: tuple) -> object:
+    make = _makers.get(names)
+    if make is None:
+        make = _makers[names] = partial(tuple.__new__, namedtuple("Row", names))
+    return make
+
+
+def _tell(listeners, conn, cursor, sql: str, args: dict, context) -> None:
+    """The engine's cursor listeners (before or after) told about a statement run beside `execute`."""
+    for listener in listeners:
+        listener(conn, cursor, sql, args, context, False)
 
 
 def rows(hot: Hot, params: dict) -> list:
@@ -117,8 +133,7 @@ def rows(hot: Hot, params: dict) -> list:
     context = SimpleNamespace(statement=sql, parameters=args)  # for a listener keeping state on it
     driver = conn.connection.driver_connection
     with driver.cursor(row_factory=row_factory) as cursor:
-        for listener in dispatch.before_cursor_execute:
-            listener(conn, cursor, sql, args, context, False)
+        _tell(dispatch.before_cursor_execute, conn, cursor, sql, args, context)
         try:
             cursor.execute(sql, args)
             # rows only where the statement returned some (not `cursor.description`: it builds a Column
@@ -130,8 +145,7 @@ def rows(hot: Hot, params: dict) -> list:
                 conn.invalidate(err)
             raise DBAPIError.instance(sql, args, err, psycopg.Error, dialect=conn.dialect,
                                       connection_invalidated=driver.broken or driver.closed) from err
-        for listener in dispatch.after_cursor_execute:
-            listener(conn, cursor, sql, args, context, False)
+        _tell(dispatch.after_cursor_execute, conn, cursor, sql, args, context)
     return found
 
 
@@ -152,24 +166,10 @@ def rows_with_begin(hot: Hot, params: dict[str, int]) -> list:
         return rows(hot, params)
     dispatch = conn.dispatch  # the engine's listeners are told about it (the statement counts)
     context = SimpleNamespace(statement=sql, parameters=args)
-    for listener in dispatch.before_cursor_execute:
-        listener(conn, None, sql, args, context, False)
+    _tell(dispatch.before_cursor_execute, conn, None, sql, args, context)
     result = first.result
     loader = Transformer(conn.connection.driver_connection)
     loader.set_pgresult(result)
-    make = _row_class(result)
-    found = loader.load_rows(0, result.ntuples, make)
-    for listener in dispatch.after_cursor_execute:
-        listener(conn, None, sql, args, context, False)
+    found = loader.load_rows(0, result.ntuples, _maker(tuple(result.fname(i).decode() for i in range(result.nfields))))
+    _tell(dispatch.after_cursor_execute, conn, None, sql, args, context)
     return found
-
-
-_classes: dict[tuple, object] = {}  # column names -> their named tuple's maker
-
-
-def _row_class(result) -> object:
-    names = tuple(result.fname(i).decode() for i in range(result.nfields))
-    make = _classes.get(names)
-    if make is None:
-        make = _classes[names] = partial(tuple.__new__, namedtuple("Row", names))
-    return make
