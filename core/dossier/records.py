@@ -31,25 +31,22 @@ from extensions import db
 
 
 def family_file(family: Family) -> FamilyFile:
-    row = db.session.scalars(select(FamilyFile).where(FamilyFile.family_id == family.id)).first()
-    if row is None:
-        row = FamilyFile(family_id=family.id, tenant_id=family.tenant_id)
-        db.session.add(row)
-    return row
+    return _row_of(FamilyFile, "family_id", family)
 
 
 def child_file(child: Child) -> ChildFile:
-    row = db.session.scalars(select(ChildFile).where(ChildFile.child_id == child.id)).first()
-    if row is None:
-        row = ChildFile(child_id=child.id, tenant_id=child.tenant_id)
-        db.session.add(row)
-    return row
+    return _row_of(ChildFile, "child_id", child)
 
 
 def child_health(child: Child) -> ChildHealth:
-    row = db.session.scalars(select(ChildHealth).where(ChildHealth.child_id == child.id)).first()
+    return _row_of(ChildHealth, "child_id", child)
+
+
+def _row_of(model, owner_key: str, owner):
+    """The one row of ``model`` that belongs to ``owner`` (a family or a child), added on first use."""
+    row = db.session.scalars(select(model).where(getattr(model, owner_key) == owner.id)).first()
     if row is None:
-        row = ChildHealth(child_id=child.id, tenant_id=child.tenant_id)
+        row = model(**{owner_key: owner.id, "tenant_id": owner.tenant_id})
         db.session.add(row)
     return row
 
